@@ -1,0 +1,5 @@
+//! Load generator and benchmark reports. Not yet built.
+
+fn main() {
+    eprintln!("loadtest: not yet built");
+}

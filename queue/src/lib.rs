@@ -1,0 +1,2 @@
+//! The embedded persistent backend queue: segment logs, the Kafka wire
+//! protocol and consumer groups. Not yet built.
