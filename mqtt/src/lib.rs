@@ -8,6 +8,7 @@ pub mod error;
 pub mod packet;
 pub mod properties;
 pub mod reason;
+pub mod session;
 pub mod topic;
 
 pub use error::{DecodeError, EncodeError};

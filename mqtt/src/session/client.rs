@@ -1,0 +1,1 @@
+//! Client-side MQTT session state machine (being written).
