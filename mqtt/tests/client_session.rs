@@ -1208,3 +1208,48 @@ fn random_server_packets_never_panic() {
         }
     }
 }
+
+#[test]
+fn subscribe_respects_maximum_packet_size() {
+    let t0 = Instant::now();
+    let props = Properties {
+        maximum_packet_size: Some(20),
+        ..Properties::default()
+    };
+    let mut s = connected(v5(), props, t0);
+    let filter = |f: &str| SubscribeFilter {
+        filter: f.into(),
+        options: SubscriptionOptions::default(),
+    };
+    // 1 + 1 + (2 pkid + 1 props + 2 + 12 + 1) = 20 bytes: fits exactly.
+    assert!(s
+        .subscribe(vec![filter("abcdefghijkl")], Properties::default(), t0)
+        .is_ok());
+    assert_eq!(
+        s.subscribe(vec![filter("abcdefghijklm")], Properties::default(), t0),
+        Err(ClientError::PacketTooLarge { size: 21, max: 20 })
+    );
+    assert!(matches!(
+        s.unsubscribe(vec!["x".repeat(40)], t0),
+        Err(ClientError::PacketTooLarge { .. })
+    ));
+}
+
+#[test]
+fn huge_timeouts_do_not_overflow() {
+    let t0 = Instant::now();
+    let mut config = v5().with_keep_alive(Duration::MAX);
+    config.connect_timeout = Duration::MAX;
+    config.ping_timeout = Duration::MAX;
+    let mut s = ClientSession::new(config);
+    s.start(t0);
+    assert!(s.poll_timeout().is_some_and(|t| t > t0));
+    s.handle_timeout(t0 + 1000 * SEC);
+    assert!(events(&mut s).is_empty());
+    s.handle_packet(connack(false, Properties::default()), t0)
+        .unwrap();
+    s.handle_timeout(t0 + 1000 * SEC);
+    assert!(s.is_connected());
+    // Keep-alive is capped at what the u16 wire field can announce.
+    assert_eq!(s.keep_alive(), Duration::from_secs(65_535));
+}

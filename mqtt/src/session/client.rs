@@ -228,6 +228,11 @@ pub enum ClientError {
     /// A SUBSCRIBE/UNSUBSCRIBE the caller asked for is not valid.
     #[error("invalid request: {0}")]
     Invalid(&'static str),
+    /// The SUBSCRIBE/UNSUBSCRIBE would exceed the server's Maximum Packet Size.
+    #[error(
+        "[MQTT-3.2.2-15] packet of {size} bytes exceeds the server's maximum packet size of {max}"
+    )]
+    PacketTooLarge { size: usize, max: u32 },
     /// The server broke the protocol; also reported as
     /// [`ClientEvent::ProtocolViolation`].
     #[error("server protocol violation ({reason}): {detail}")]
@@ -412,7 +417,11 @@ impl ClientSession {
             self.discard_session();
         }
         self.session_expiry = self.config.session_expiry.unwrap_or(0);
-        self.keep_alive = self.config.keep_alive;
+        // The wire field is u16 seconds; ping on the value the server sees.
+        self.keep_alive = self
+            .config
+            .keep_alive
+            .min(Duration::from_secs(u64::from(u16::MAX)));
         self.limits = ServerLimits::default();
         for entry in self.outgoing.values_mut() {
             entry.sent = false;
@@ -420,7 +429,7 @@ impl ClientSession {
         self.unsent = self.outgoing.len();
         self.resend_queue.clear();
         self.phase = Phase::Connecting {
-            deadline: now + self.config.connect_timeout,
+            deadline: later(now, self.config.connect_timeout),
         };
         let connect = self.build_connect();
         self.queue(Packet::Connect(Box::new(connect)), now);
@@ -633,6 +642,8 @@ impl ClientSession {
         } else {
             properties = Properties::default();
         }
+        let filter_bytes: usize = filters.iter().map(|f| 3 + f.filter.len()).sum();
+        self.check_request_size(filter_bytes, &properties)?;
         let pkid = self.alloc_pkid().ok_or(ClientError::PacketIdsExhausted)?;
         self.requests.insert(
             pkid,
@@ -662,6 +673,8 @@ impl ClientSession {
         for f in &filters {
             topic::validate_topic_filter(f).map_err(ClientError::Invalid)?;
         }
+        let filter_bytes: usize = filters.iter().map(|f| 2 + f.len()).sum();
+        self.check_request_size(filter_bytes, &Properties::default())?;
         let pkid = self.alloc_pkid().ok_or(ClientError::PacketIdsExhausted)?;
         self.requests.insert(
             pkid,
@@ -706,7 +719,7 @@ impl ClientSession {
                 if let Some(due) = self.ping_due() {
                     if now >= due {
                         self.queue(Packet::PingReq, now);
-                        self.ping_deadline = Some(now + self.config.ping_timeout);
+                        self.ping_deadline = Some(later(now, self.config.ping_timeout));
                     }
                 }
             }
@@ -779,8 +792,11 @@ impl ClientSession {
         } else if let Some(will) = will.as_mut() {
             will.properties = Properties::default();
         }
-        let secs =
-            self.config.keep_alive.as_secs() + u64::from(self.config.keep_alive.subsec_nanos() > 0);
+        let secs = self
+            .config
+            .keep_alive
+            .as_secs()
+            .saturating_add(u64::from(self.config.keep_alive.subsec_nanos() > 0));
         Connect {
             protocol: self.config.protocol,
             clean_start: self.config.clean_start,
@@ -1149,6 +1165,28 @@ impl ClientSession {
         Ok(())
     }
 
+    /// SUBSCRIBE/UNSUBSCRIBE size: fixed header, packet id, properties and
+    /// the caller-computed filter bytes, checked against the server's limit.
+    fn check_request_size(
+        &self,
+        filter_bytes: usize,
+        properties: &Properties,
+    ) -> Result<(), ClientError> {
+        let Some(max) = self.limits.max_packet_size else {
+            return Ok(());
+        };
+        let mut remaining = 2 + filter_bytes;
+        if self.config.protocol.is_v5() {
+            let props = properties_len(properties);
+            remaining += varint_len(props) + props;
+        }
+        let size = 1 + varint_len(remaining) + remaining;
+        if size > max as usize {
+            return Err(ClientError::PacketTooLarge { size, max });
+        }
+        Ok(())
+    }
+
     fn send_window(&self) -> usize {
         usize::from(self.limits.receive_maximum.min(self.config.max_inflight)).max(1)
     }
@@ -1157,7 +1195,7 @@ impl ClientSession {
         if self.keep_alive.is_zero() {
             return None;
         }
-        self.last_sent.map(|at| at + self.keep_alive)
+        self.last_sent.map(|at| later(at, self.keep_alive))
     }
 
     /// Next free id after the last one handed out, skipping ids still in use
@@ -1227,6 +1265,14 @@ impl ClientSession {
                 .push_back(ClientEvent::SessionDiscarded { unacked });
         }
     }
+}
+
+/// `now + d`, saturating: a config of `Duration::MAX` means "never", and
+/// must not panic on `Instant` overflow.
+fn later(now: Instant, d: Duration) -> Instant {
+    now.checked_add(d)
+        .or_else(|| now.checked_add(Duration::from_secs(100 * 365 * 86_400)))
+        .unwrap_or(now)
 }
 
 /// Bytes a variable byte integer of value `n` takes (v5 §1.5.5).
