@@ -1,3 +1,87 @@
-fn main() {
-    println!("Hello, world!");
+//! `hub`: runs the MQTT hub. With no arguments it uses the embedded defaults
+//! (MQTT on 1883, state in ./data); `--config` loads a TOML file and flags
+//! override single fields.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::Parser;
+use hub::config::{Config, FlushPolicy};
+
+#[derive(Parser, Debug)]
+#[command(name = "hub", version, about = "MQTT-first IoT message hub")]
+struct Args {
+    /// TOML config file (see configs/hub.toml); defaults apply without one.
+    #[arg(short, long)]
+    config: Option<PathBuf>,
+    /// Overrides `data_dir`.
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Overrides `mqtt.listen`.
+    #[arg(long)]
+    mqtt_listen: Option<SocketAddr>,
+    /// Overrides `persistence.flush` (sync, interval, none).
+    #[arg(long, value_parser = parse_flush)]
+    flush: Option<FlushPolicy>,
+    /// Overrides `log.level`.
+    #[arg(long)]
+    log: Option<String>,
+}
+
+fn parse_flush(s: &str) -> Result<FlushPolicy, String> {
+    match s {
+        "sync" => Ok(FlushPolicy::Sync),
+        "interval" => Ok(FlushPolicy::Interval),
+        "none" => Ok(FlushPolicy::None),
+        other => Err(format!(
+            "unknown flush policy `{other}` (expected sync, interval or none)"
+        )),
+    }
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let mut config = match &args.config {
+        Some(path) => Config::load(path)?,
+        None => Config::default(),
+    };
+    if let Some(d) = args.data_dir {
+        config.data_dir = d;
+    }
+    if let Some(l) = args.mqtt_listen {
+        config.mqtt.listen = l;
+    }
+    if let Some(f) = args.flush {
+        config.persistence.flush = f;
+    }
+    if let Some(l) = args.log {
+        config.log.level = l;
+    }
+    config.validate()?;
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .or_else(|_| tracing_subscriber::EnvFilter::try_new(&config.log.level))
+        .context("invalid log.level")?;
+    tracing_subscriber::fmt().with_env_filter(filter).init();
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        let hub = hub::start(config).await?;
+        wait_for_signal().await?;
+        tracing::info!("shutting down");
+        hub.shutdown().await
+    })
+}
+
+async fn wait_for_signal() -> anyhow::Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+    Ok(())
 }

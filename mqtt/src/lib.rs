@@ -5,6 +5,7 @@
 
 pub mod codec;
 pub mod error;
+pub mod message;
 pub mod packet;
 pub mod properties;
 pub mod reason;

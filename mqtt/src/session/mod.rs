@@ -4,3 +4,4 @@
 //! packets to send, events, and the next time they need to be woken.
 
 pub mod client;
+pub mod server;

@@ -1,0 +1,302 @@
+//! The hub's configuration: a TOML file whose every field has a default, so
+//! an empty file (or none) runs the embedded defaults. Unknown fields are
+//! errors that name the field and line.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Folder for the hub's state (sessions, retained messages, queue logs).
+    pub data_dir: PathBuf,
+    pub mqtt: MqttConfig,
+    pub limits: Limits,
+    pub persistence: Persistence,
+    pub sys: SysConfig,
+    pub log: LogConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            data_dir: PathBuf::from("data"),
+            mqtt: MqttConfig::default(),
+            limits: Limits::default(),
+            persistence: Persistence::default(),
+            sys: SysConfig::default(),
+            log: LogConfig::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MqttConfig {
+    /// Address of the plain TCP MQTT listener.
+    pub listen: SocketAddr,
+    /// How `$share/<group>/...` picks a member: round_robin, random, sticky.
+    pub shared_subscription_strategy: SharedStrategy,
+    /// Prefix for Response Information sent to v5 clients that request it.
+    pub response_information_prefix: Option<String>,
+}
+
+impl Default for MqttConfig {
+    fn default() -> Self {
+        MqttConfig {
+            listen: SocketAddr::from(([0, 0, 0, 0], 1883)),
+            shared_subscription_strategy: SharedStrategy::RoundRobin,
+            response_information_prefix: Some("responses/".into()),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SharedStrategy {
+    RoundRobin,
+    Random,
+    /// Same publisher client id always goes to the same member (hash).
+    Sticky,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    pub max_connections: usize,
+    /// Largest MQTT packet accepted, in bytes (announced to v5 clients).
+    pub max_packet_size: u32,
+    /// Inbound unacknowledged QoS 1/2 publishes per client (Receive Maximum).
+    pub receive_maximum: u16,
+    /// Outbound in-flight QoS 1/2 messages per client.
+    pub max_inflight: u16,
+    /// Messages queued per session beyond the in-flight window.
+    pub max_queued_messages: usize,
+    /// Payload bytes queued per session.
+    pub max_queued_bytes: usize,
+    pub max_topic_length: usize,
+    pub max_topic_levels: usize,
+    pub max_subscriptions_per_client: usize,
+    pub max_client_id_length: usize,
+    /// Inbound topic aliases per v5 connection.
+    pub topic_alias_maximum: u16,
+    /// Upper bound on the keep-alive a client may ask for, in seconds.
+    pub max_keep_alive: u16,
+    /// Keep-alive imposed on v5 clients (Server Keep Alive), if set.
+    pub server_keep_alive: Option<u16>,
+    /// Seconds allowed between TCP accept and CONNECT.
+    pub connect_timeout_secs: u64,
+    /// Upper bound on any client's Session Expiry Interval, in seconds.
+    pub max_session_expiry_secs: u32,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_connections: 100_000,
+            max_packet_size: 256 * 1024,
+            receive_maximum: 1024,
+            max_inflight: 256,
+            max_queued_messages: 10_000,
+            max_queued_bytes: 16 * 1024 * 1024,
+            max_topic_length: 1024,
+            max_topic_levels: 32,
+            max_subscriptions_per_client: 1000,
+            max_client_id_length: 256,
+            topic_alias_maximum: 64,
+            max_keep_alive: 65_535,
+            server_keep_alive: None,
+            connect_timeout_secs: 10,
+            max_session_expiry_secs: 7 * 24 * 3600,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FlushPolicy {
+    /// fsync before PUBACK/PUBREC for messages that must outlive the connection.
+    Sync,
+    /// fsync every `flush_interval_ms`.
+    Interval,
+    /// Leave it to the OS.
+    None,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Persistence {
+    pub flush: FlushPolicy,
+    pub flush_interval_ms: u64,
+    /// How often expired sessions are purged, in seconds.
+    pub expiry_check_secs: u64,
+}
+
+impl Default for Persistence {
+    fn default() -> Self {
+        Persistence {
+            flush: FlushPolicy::Interval,
+            flush_interval_ms: 100,
+            expiry_check_secs: 5,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SysConfig {
+    /// Publish `$SYS/broker/...` statistics as retained messages.
+    pub enabled: bool,
+    pub interval_secs: u64,
+}
+
+impl Default for SysConfig {
+    fn default() -> Self {
+        SysConfig {
+            enabled: true,
+            interval_secs: 10,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// A `tracing` filter such as `info` or `hub=debug,info`; RUST_LOG wins.
+    pub level: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            level: "info".into(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("invalid config {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("invalid config: field `{field}`: {message}")]
+    Invalid {
+        field: &'static str,
+        message: String,
+    },
+}
+
+impl Config {
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Config::parse(&text).map_err(|e| match e {
+            ConfigError::Parse { message, .. } => ConfigError::Parse {
+                path: path.to_owned(),
+                message,
+            },
+            other => other,
+        })
+    }
+
+    /// Parses TOML text; the error names the field and line at fault.
+    pub fn parse(text: &str) -> Result<Config, ConfigError> {
+        let config: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: PathBuf::from("<text>"),
+            message: e.to_string(),
+        })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let l = &self.limits;
+        let invalid = |field, message: &str| {
+            Err(ConfigError::Invalid {
+                field,
+                message: message.into(),
+            })
+        };
+        if l.max_packet_size < 64 || l.max_packet_size > 268_435_460 {
+            return invalid(
+                "limits.max_packet_size",
+                "must be between 64 and 268435460 bytes",
+            );
+        }
+        if l.receive_maximum == 0 {
+            return invalid("limits.receive_maximum", "must be at least 1");
+        }
+        if l.max_inflight == 0 {
+            return invalid("limits.max_inflight", "must be at least 1");
+        }
+        if l.max_connections == 0 {
+            return invalid("limits.max_connections", "must be at least 1");
+        }
+        if l.max_queued_messages == 0 {
+            return invalid("limits.max_queued_messages", "must be at least 1");
+        }
+        if l.max_topic_levels == 0 || l.max_topic_length == 0 {
+            return invalid("limits.max_topic_levels", "topic limits must be at least 1");
+        }
+        if self.persistence.flush_interval_ms == 0 {
+            return invalid("persistence.flush_interval_ms", "must be at least 1");
+        }
+        if self.sys.enabled && self.sys.interval_secs == 0 {
+            return invalid("sys.interval_secs", "must be at least 1");
+        }
+        Ok(())
+    }
+
+    pub fn connect_timeout(&self) -> Duration {
+        Duration::from_secs(self.limits.connect_timeout_secs)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_file_is_the_defaults() {
+        let c = Config::parse("").unwrap();
+        assert_eq!(c.mqtt.listen.port(), 1883);
+        assert_eq!(c.limits.max_packet_size, 256 * 1024);
+        assert_eq!(c.persistence.flush, FlushPolicy::Interval);
+    }
+
+    #[test]
+    fn unknown_field_is_named_with_its_line() {
+        let err = Config::parse("[limits]\nmax_packet_size = 1000\nmax_pakcets = 3\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("max_pakcets"), "{err}");
+        assert!(err.contains("line 3"), "{err}");
+    }
+
+    #[test]
+    fn bad_value_is_named() {
+        let err = Config::parse("[persistence]\nflush = \"sometimes\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("flush"), "{err}");
+        let err = Config::parse("[limits]\nreceive_maximum = 0\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("limits.receive_maximum"), "{err}");
+    }
+
+    #[test]
+    fn shipped_example_config_loads() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs/hub.toml");
+        Config::load(&path).unwrap();
+    }
+}

@@ -1,0 +1,20 @@
+//! The front-line MQTT server: listeners, connection tasks, the topic trie
+//! router, sessions and their persistence, `$SYS` statistics. A library
+//! first, so tests, the loadtest simulation and the edge agent can run it
+//! in-process; `main.rs` is a thin CLI over `server::start`.
+
+pub mod admission;
+pub mod broker;
+pub mod config;
+pub mod connection;
+pub mod metrics;
+pub mod outbox;
+pub mod router;
+pub mod server;
+pub mod session;
+pub mod store;
+pub mod subscriptions;
+pub mod sys;
+
+pub use config::Config;
+pub use server::{start, HubHandle};

@@ -1,0 +1,194 @@
+//! The per-session queue of messages waiting for the in-flight window (or
+//! for the client to come back). Bounded by count and payload bytes; when
+//! full, the oldest QoS 0 message goes first, then the oldest message.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use mqtt::message::Message;
+use mqtt::QoS;
+
+/// Which shared-subscription group a delivery came through, so it can be
+/// handed to another member if this one leaves without acknowledging it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SharedOrigin {
+    pub group: Arc<str>,
+    pub filter: Arc<str>,
+}
+
+/// A message queued for one session.
+#[derive(Clone, Debug)]
+pub struct Queued {
+    pub message: Arc<Message>,
+    pub qos: QoS,
+    pub retain: bool,
+    pub subscription_ids: Vec<u32>,
+    /// Per-session sequence number; also the key of the stored copy.
+    pub seq: u64,
+    /// Whether a copy is in the store (persistent session, QoS > 0).
+    pub stored: bool,
+    pub shared: Option<SharedOrigin>,
+}
+
+#[derive(Debug)]
+pub struct Outbox {
+    queue: VecDeque<Queued>,
+    bytes: usize,
+    max_messages: usize,
+    max_bytes: usize,
+    next_seq: u64,
+}
+
+impl Outbox {
+    pub fn new(max_messages: usize, max_bytes: usize) -> Outbox {
+        Outbox {
+            queue: VecDeque::new(),
+            bytes: 0,
+            max_messages,
+            max_bytes,
+            next_seq: 1,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.queue.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.queue.is_empty()
+    }
+
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    /// A fresh sequence number for a delivery of this session.
+    pub fn next_seq(&mut self) -> u64 {
+        let s = self.next_seq;
+        self.next_seq += 1;
+        s
+    }
+
+    /// Continues numbering after sequence numbers recovered from the store.
+    pub fn bump_seq(&mut self, past: u64) {
+        self.next_seq = self.next_seq.max(past + 1);
+    }
+
+    /// Queues `q`, returning what had to be dropped to make room (possibly
+    /// `q` itself, if it alone exceeds the byte limit).
+    pub fn push(&mut self, q: Queued) -> Vec<Queued> {
+        let mut dropped = Vec::new();
+        let size = q.message.payload.len();
+        if size > self.max_bytes {
+            dropped.push(q);
+            return dropped;
+        }
+        while self.queue.len() >= self.max_messages || self.bytes + size > self.max_bytes {
+            let victim = self
+                .queue
+                .iter()
+                .position(|m| m.qos == QoS::AtMostOnce)
+                .unwrap_or(0);
+            match self.queue.remove(victim) {
+                Some(v) => {
+                    self.bytes -= v.message.payload.len();
+                    dropped.push(v);
+                }
+                None => break,
+            }
+        }
+        self.bytes += size;
+        self.queue.push_back(q);
+        dropped
+    }
+
+    /// Puts a message back at the front (the window was full after all).
+    pub fn push_front(&mut self, q: Queued) {
+        self.bytes += q.message.payload.len();
+        self.queue.push_front(q);
+    }
+
+    pub fn pop(&mut self) -> Option<Queued> {
+        let q = self.queue.pop_front()?;
+        self.bytes -= q.message.payload.len();
+        Some(q)
+    }
+
+    pub fn drain(&mut self) -> Vec<Queued> {
+        self.bytes = 0;
+        self.queue.drain(..).collect()
+    }
+
+    /// Removes and returns the queued messages that came through a shared
+    /// subscription.
+    pub fn take_shared(&mut self) -> Vec<Queued> {
+        let (shared, keep): (Vec<Queued>, Vec<Queued>) =
+            self.queue.drain(..).partition(|q| q.shared.is_some());
+        self.queue = keep.into();
+        self.bytes = self.queue.iter().map(|q| q.message.payload.len()).sum();
+        shared
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+    use mqtt::Properties;
+
+    fn q(outbox: &mut Outbox, qos: QoS, payload: &str) -> Queued {
+        let m = Message::new(
+            "t",
+            Bytes::from(payload.to_string()),
+            qos,
+            false,
+            Properties::default(),
+            Arc::from(""),
+        );
+        Queued {
+            message: Arc::new(m),
+            qos,
+            retain: false,
+            subscription_ids: vec![],
+            seq: outbox.next_seq(),
+            stored: false,
+            shared: None,
+        }
+    }
+
+    #[test]
+    fn drops_qos0_first_then_oldest() {
+        let mut o = Outbox::new(3, 1000);
+        let a = q(&mut o, QoS::AtLeastOnce, "a");
+        let b = q(&mut o, QoS::AtMostOnce, "b");
+        let c = q(&mut o, QoS::AtLeastOnce, "c");
+        for m in [a, b, c] {
+            assert!(o.push(m).is_empty());
+        }
+        let d = q(&mut o, QoS::AtLeastOnce, "d");
+        let dropped = o.push(d);
+        assert_eq!(dropped.len(), 1);
+        assert_eq!(&dropped[0].message.payload[..], b"b");
+        let e = q(&mut o, QoS::AtLeastOnce, "e");
+        let dropped = o.push(e);
+        assert_eq!(&dropped[0].message.payload[..], b"a");
+        let order: Vec<_> = std::iter::from_fn(|| o.pop())
+            .map(|m| m.message.payload.clone())
+            .collect();
+        assert_eq!(order, ["c", "d", "e"]);
+    }
+
+    #[test]
+    fn byte_limit_holds() {
+        let mut o = Outbox::new(100, 10);
+        for _ in 0..5 {
+            let m = q(&mut o, QoS::AtLeastOnce, "1234");
+            o.push(m);
+            assert!(o.bytes() <= 10);
+        }
+        assert_eq!(o.len(), 2);
+        let big = q(&mut o, QoS::AtLeastOnce, "12345678901");
+        assert_eq!(o.push(big).len(), 1);
+        assert_eq!(o.len(), 2);
+    }
+}

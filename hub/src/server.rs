@@ -1,0 +1,228 @@
+//! Starting and stopping the hub: open the store and restore sessions and
+//! retained messages, bind the listener, run the background tasks, and on
+//! shutdown close every connection (v5: DISCONNECT 0x8B), park session
+//! state and commit it before returning.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use mqtt::session::server::SessionState;
+use tokio::net::TcpListener;
+use tokio::sync::{watch, Semaphore};
+
+use crate::broker::{lock_write, Broker};
+use crate::config::Config;
+use crate::connection::Connection;
+use crate::metrics::Metrics;
+use crate::outbox::Queued;
+use crate::router::trie::SubEntry;
+use crate::session::SessionShared;
+use crate::store::{Loaded, Store};
+
+/// How long shutdown waits for connections to park their sessions.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+pub struct HubHandle {
+    pub broker: Arc<Broker>,
+    pub mqtt_addr: SocketAddr,
+    shutdown: watch::Sender<bool>,
+    permits: Arc<Semaphore>,
+    max_connections: usize,
+    writer: Option<std::thread::JoinHandle<()>>,
+}
+
+/// Starts the hub in the current tokio runtime.
+pub async fn start(config: Config) -> anyhow::Result<HubHandle> {
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("cannot create data folder {}", config.data_dir.display()))?;
+    let db_path = config.data_dir.join("hub.redb");
+    let (store, loaded, writer) = Store::open(
+        &db_path,
+        config.persistence.flush,
+        Duration::from_millis(config.persistence.flush_interval_ms),
+    )
+    .with_context(|| format!("cannot open state database {}", db_path.display()))?;
+    let listener = TcpListener::bind(config.mqtt.listen)
+        .await
+        .with_context(|| format!("cannot listen for MQTT on {}", config.mqtt.listen))?;
+    let mqtt_addr = listener.local_addr()?;
+    let max_connections = config.limits.max_connections;
+    let broker = Arc::new(Broker::new(config, store));
+    restore(&broker, loaded);
+    let (shutdown, shutdown_rx) = watch::channel(false);
+    let permits = Arc::new(Semaphore::new(max_connections));
+    tracing::info!(%mqtt_addr, "MQTT listener ready");
+
+    tokio::spawn(accept_loop(
+        broker.clone(),
+        listener,
+        permits.clone(),
+        shutdown_rx.clone(),
+    ));
+    if broker.config.sys.enabled {
+        tokio::spawn(crate::sys::run(broker.clone(), shutdown_rx.clone()));
+    }
+    tokio::spawn(expiry_loop(broker.clone(), shutdown_rx));
+    Ok(HubHandle {
+        broker,
+        mqtt_addr,
+        shutdown,
+        permits,
+        max_connections,
+        writer: Some(writer),
+    })
+}
+
+fn restore(broker: &Arc<Broker>, loaded: Loaded) {
+    let now = Instant::now();
+    let (sessions, messages) = (
+        loaded.sessions.len(),
+        loaded.sessions.iter().map(|s| s.2.len()).sum::<usize>(),
+    );
+    for (client, record, queued) in loaded.sessions {
+        let client: Arc<str> = Arc::from(client.as_str());
+        let session = Arc::new(SessionShared::new(
+            client.clone(),
+            broker.new_outbox(),
+            record.protocol,
+        ));
+        {
+            let mut inner = session.inner();
+            inner.expiry = record.expiry;
+            // Offline time counts from now: the hub was down, not the client.
+            inner.disconnected_at = Some(now);
+            inner.parked = Some(SessionState {
+                outgoing: Vec::new(),
+                inbound_qos2: record.inbound_qos2.clone(),
+                next_pkid: 1,
+            });
+            for s in &record.subscriptions {
+                inner.subscriptions.insert(s.filter.clone(), s.clone());
+            }
+        }
+        {
+            let mut trie = lock_write(&broker.subscriptions);
+            for s in &record.subscriptions {
+                let (group, filter) = match mqtt::topic::parse_shared(&s.filter) {
+                    Some(Ok((g, f))) => (Some(g), f),
+                    _ => (None, s.filter.as_str()),
+                };
+                trie.insert(
+                    filter,
+                    group,
+                    client.clone(),
+                    SubEntry {
+                        subscriber: session.clone(),
+                        options: s.options,
+                        id: s.id,
+                    },
+                );
+            }
+        }
+        {
+            let mut outbox = session.outbox();
+            for (seq, d) in queued {
+                outbox.bump_seq(seq);
+                let dropped = outbox.push(Queued {
+                    message: d.message,
+                    qos: d.qos,
+                    retain: d.retain,
+                    subscription_ids: d.subscription_ids,
+                    seq,
+                    stored: true,
+                    shared: None,
+                });
+                for _ in dropped {
+                    Metrics::inc(&broker.metrics.dropped_queue_full);
+                }
+            }
+        }
+        broker.sessions.insert(client, session);
+    }
+    let mut retained = lock_write(&broker.retained);
+    let count = loaded.retained.len();
+    for m in loaded.retained {
+        retained.insert(Arc::new(m));
+    }
+    tracing::info!(sessions, messages, retained = count, "state restored");
+}
+
+async fn accept_loop(
+    broker: Arc<Broker>,
+    listener: TcpListener,
+    permits: Arc<Semaphore>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    loop {
+        let accepted = tokio::select! {
+            a = listener.accept() => a,
+            _ = shutdown.changed() => return,
+        };
+        let (stream, peer) = match accepted {
+            Ok(a) => a,
+            Err(e) => {
+                // Out of file descriptors and the like: back off instead of spinning.
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let Ok(permit) = permits.clone().try_acquire_owned() else {
+            Metrics::inc(&broker.metrics.connections_rejected);
+            tracing::warn!(%peer, "max_connections reached; refusing connection");
+            drop(stream);
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        let conn = Connection::new(broker.clone(), stream);
+        let rx = shutdown.clone();
+        tokio::spawn(async move {
+            conn.run(rx).await;
+            drop(permit);
+        });
+    }
+}
+
+async fn expiry_loop(broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(
+        broker.config.persistence.expiry_check_secs.max(1),
+    ));
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {
+                let n = broker.purge_expired().await;
+                if n > 0 {
+                    tracing::info!(sessions = n, "expired sessions purged");
+                }
+            }
+            _ = shutdown.changed() => return,
+        }
+    }
+}
+
+impl HubHandle {
+    /// Graceful shutdown: stop accepting, close every connection, wait for
+    /// them to park their sessions, commit the store.
+    pub async fn shutdown(mut self) -> anyhow::Result<()> {
+        let _ = self.shutdown.send(true);
+        let all = u32::try_from(self.max_connections).unwrap_or(u32::MAX);
+        if tokio::time::timeout(SHUTDOWN_GRACE, self.permits.acquire_many(all))
+            .await
+            .is_err()
+        {
+            tracing::warn!("some connections did not close in time");
+        }
+        self.broker
+            .store
+            .close()
+            .await
+            .context("final commit of the state database")?;
+        if let Some(w) = self.writer.take() {
+            let _ = tokio::task::spawn_blocking(move || w.join()).await;
+        }
+        tracing::info!("hub stopped");
+        Ok(())
+    }
+}
