@@ -11,6 +11,7 @@
 //!    step 3; `interval` commits batches without fsync and makes an fsync
 //!    commit every `flush_interval_ms`; `none` never forces one except at
 //!    shutdown.
+//!
 //! Recovery: redb's commit is atomic, so on start the state is the last
 //! durable commit; `load` reads it back.
 
@@ -59,10 +60,13 @@ pub enum Op {
     Close(oneshot::Sender<Result<(), String>>),
 }
 
+/// One persistent session as loaded: client id, record, queued deliveries by sequence.
+pub type LoadedSession = (String, SessionRecord, Vec<(u64, StoredDelivery)>);
+
 /// Everything loaded at start.
 #[derive(Default)]
 pub struct Loaded {
-    pub sessions: Vec<(String, SessionRecord, Vec<(u64, StoredDelivery)>)>,
+    pub sessions: Vec<LoadedSession>,
     pub retained: Vec<mqtt::message::Message>,
 }
 
@@ -173,36 +177,43 @@ fn apply(
     txn: &redb::WriteTransaction,
     ops: &mut Vec<Op>,
     waiters: &mut Vec<oneshot::Sender<Result<(), String>>>,
-) -> Result<bool, redb::Error> {
-    let mut sessions = txn.open_table(SESSIONS)?;
-    let mut messages = txn.open_table(MESSAGES)?;
-    let mut retained = txn.open_table(RETAINED)?;
+) -> Result<bool, String> {
+    let mut sessions = txn.open_table(SESSIONS).map_err(|e| e.to_string())?;
+    let mut messages = txn.open_table(MESSAGES).map_err(|e| e.to_string())?;
+    let mut retained = txn.open_table(RETAINED).map_err(|e| e.to_string())?;
     for op in ops.drain(..) {
         match op {
             Op::PutSession(c, v) => {
-                sessions.insert(&*c, v.as_slice())?;
+                sessions
+                    .insert(&*c, v.as_slice())
+                    .map_err(|e| e.to_string())?;
             }
             Op::DeleteSession(c) => {
-                sessions.remove(&*c)?;
+                sessions.remove(&*c).map_err(|e| e.to_string())?;
                 let keys: Vec<u64> = messages
-                    .range((&*c, 0)..=(&*c, u64::MAX))?
+                    .range((&*c, 0)..=(&*c, u64::MAX))
+                    .map_err(|e| e.to_string())?
                     .filter_map(|r| r.ok().map(|(k, _)| k.value().1))
                     .collect();
                 for seq in keys {
-                    messages.remove((&*c, seq))?;
+                    messages.remove((&*c, seq)).map_err(|e| e.to_string())?;
                 }
             }
             Op::PutMessage(c, seq, v) => {
-                messages.insert((&*c, seq), v.as_slice())?;
+                messages
+                    .insert((&*c, seq), v.as_slice())
+                    .map_err(|e| e.to_string())?;
             }
             Op::DeleteMessage(c, seq) => {
-                messages.remove((&*c, seq))?;
+                messages.remove((&*c, seq)).map_err(|e| e.to_string())?;
             }
             Op::PutRetained(t, v) => {
-                retained.insert(t.as_str(), v.as_slice())?;
+                retained
+                    .insert(t.as_str(), v.as_slice())
+                    .map_err(|e| e.to_string())?;
             }
             Op::DeleteRetained(t) => {
-                retained.remove(t.as_str())?;
+                retained.remove(t.as_str()).map_err(|e| e.to_string())?;
             }
             Op::Flush(w) => waiters.push(w),
             Op::Close(w) => {
@@ -303,7 +314,7 @@ fn commit(
     match apply(&txn, ops, waiters) {
         Err(e) => {
             let _ = txn.abort();
-            (Err(e.to_string()), closing)
+            (Err(e), closing)
         }
         Ok(closed) => (txn.commit().map_err(|e| e.to_string()), closed),
     }

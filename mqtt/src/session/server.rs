@@ -109,6 +109,9 @@ pub struct Delivery {
 }
 
 /// What the session wants written, in order.
+// Boxing `Packet` would allocate for every ack sent; these values live only
+// briefly in the transmit queue.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug)]
 pub enum Transmit {
     Packet(Packet),
