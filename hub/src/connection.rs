@@ -158,6 +158,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
                     tracing::debug!(conn = self.id, client = %session.client_id, protocol = ?c.protocol, "connected");
                     self.will = c.will.clone();
                     let rri = c.properties.request_response_information == Some(1);
+                    self.sync_barrier().await;
                     self.session.accept(assigned_id, resumed, rri);
                     self.attached = Some(Attached { session, kicked });
                 }
@@ -190,6 +191,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
                     if let Some(a) = &self.attached {
                         let session = a.session.clone();
                         let reasons = self.broker.subscribe(&session, &s).await;
+                        self.sync_barrier().await;
                         self.session.suback(s.pkid, reasons);
                     }
                 }
@@ -197,6 +199,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
                     if let Some(a) = &self.attached {
                         let session = a.session.clone();
                         let reasons = self.broker.unsubscribe(&session, &u).await;
+                        self.sync_barrier().await;
                         self.session.unsuback(u.pkid, reasons);
                     }
                 }
@@ -222,6 +225,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
                     tracing::debug!(conn = self.id, ?reason, "closing");
                     self.close = Some(reason);
                 }
+            }
+        }
+    }
+
+    /// Under `sync`, CONNACK, SUBACK and UNSUBACK wait until the session
+    /// change they acknowledge is on disk.
+    async fn sync_barrier(&self) {
+        if self.broker.sync_flush() {
+            if let Err(e) = self.broker.store.flush().await {
+                tracing::error!(conn = self.id, error = %e, "session state not persisted");
             }
         }
     }

@@ -106,10 +106,28 @@ mod tests {
 
     #[test]
     fn filters() {
-        for ok in ["#", "+", "a/+/b", "a/#", "+/+", "/", "$share/g/a/#", "$SYS/#"] {
+        for ok in [
+            "#",
+            "+",
+            "a/+/b",
+            "a/#",
+            "+/+",
+            "/",
+            "$share/g/a/#",
+            "$SYS/#",
+        ] {
             assert!(validate_topic_filter(ok).is_ok(), "{ok}");
         }
-        for bad in ["", "a#", "a/#/b", "a+", "a/b+/c", "$share/g", "$share//a", "$share/g+/a"] {
+        for bad in [
+            "",
+            "a#",
+            "a/#/b",
+            "a+",
+            "a/b+/c",
+            "$share/g",
+            "$share//a",
+            "$share/g+/a",
+        ] {
             assert!(validate_topic_filter(bad).is_err(), "{bad}");
         }
     }

@@ -13,7 +13,7 @@ pub use connect::{ConnAck, Connect, LastWill};
 pub use disconnect::{Auth, Disconnect};
 pub use publish::Publish;
 pub use subscribe::{
-    RetainHandling, SubAck, SubscribeFilter, SubscriptionOptions, Subscribe, UnsubAck, Unsubscribe,
+    RetainHandling, SubAck, Subscribe, SubscribeFilter, SubscriptionOptions, UnsubAck, Unsubscribe,
 };
 
 /// The protocol level announced in CONNECT.
@@ -132,4 +132,3 @@ impl Packet {
         }
     }
 }
-
