@@ -25,7 +25,7 @@ use crate::store::{Op, Store, StoreError};
 
 pub struct Broker {
     pub config: Config,
-    pub server_cfg: ServerConfig,
+    pub server_cfg: Arc<ServerConfig>,
     pub sessions: DashMap<Arc<str>, Arc<SessionShared>>,
     pub subscriptions: RwLock<Trie<SessionShared>>,
     pub retained: RwLock<RetainedStore>,
@@ -152,7 +152,7 @@ impl Broker {
         };
         Broker {
             config,
-            server_cfg,
+            server_cfg: Arc::new(server_cfg),
             sessions: DashMap::new(),
             subscriptions: RwLock::new(Trie::default()),
             retained: RwLock::new(RetainedStore::default()),

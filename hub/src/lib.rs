@@ -15,6 +15,7 @@ pub mod session;
 pub mod store;
 pub mod subscriptions;
 pub mod sys;
+pub mod transport;
 
 pub use config::Config;
 pub use server::{start, HubHandle};

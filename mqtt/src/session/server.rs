@@ -182,7 +182,7 @@ pub enum DeliverError {
 }
 
 pub struct ServerSession {
-    cfg: ServerConfig,
+    cfg: Arc<ServerConfig>,
     phase: Phase,
     protocol: Protocol,
     client_id: Arc<str>,
@@ -210,9 +210,10 @@ pub struct ServerSession {
 }
 
 impl ServerSession {
-    pub fn new(cfg: ServerConfig, now: Instant) -> ServerSession {
+    /// `cfg` is shared by every session of a listener.
+    pub fn new(cfg: impl Into<Arc<ServerConfig>>, now: Instant) -> ServerSession {
         ServerSession {
-            cfg,
+            cfg: cfg.into(),
             phase: Phase::AwaitConnect,
             protocol: Protocol::V5,
             client_id: Arc::from(""),
@@ -272,11 +273,28 @@ impl ServerSession {
     }
 
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
-        self.transmit.pop_front()
+        let t = self.transmit.pop_front();
+        if t.is_none() && self.transmit.capacity() > 0 {
+            // Idle sessions hold no queue memory (entries are ~400 bytes each).
+            self.transmit = VecDeque::new();
+        }
+        t
+    }
+
+    pub fn has_transmit(&self) -> bool {
+        !self.transmit.is_empty()
     }
 
     pub fn poll_event(&mut self) -> Option<Event> {
-        self.events.pop_front()
+        let e = self.events.pop_front();
+        if e.is_none() && self.events.capacity() > 0 {
+            self.events = VecDeque::new();
+        }
+        e
+    }
+
+    pub fn has_events(&self) -> bool {
+        !self.events.is_empty()
     }
 
     /// When `handle_timeout` next needs to run.
