@@ -383,8 +383,10 @@ mod size_tests {
             .unwrap();
         rt.block_on(async {
             let dir = tempfile::tempdir().unwrap();
-            let mut cfg = crate::Config::default();
-            cfg.data_dir = dir.path().to_owned();
+            let mut cfg = crate::Config {
+                data_dir: dir.path().to_owned(),
+                ..Default::default()
+            };
             cfg.mqtt.listen = "127.0.0.1:0".parse().unwrap();
             cfg.sys.enabled = false;
             let h = crate::start(cfg).await.unwrap();
