@@ -213,7 +213,7 @@ impl Broker {
             c.targets
         };
         let delivered = targets.len();
-        if delivered == 0 {
+        if delivered == 0 && !message.publisher.is_empty() {
             Metrics::inc(&self.metrics.dropped_no_subscribers);
         }
         for t in targets {

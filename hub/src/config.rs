@@ -17,6 +17,7 @@ pub struct Config {
     pub limits: Limits,
     pub persistence: Persistence,
     pub sys: SysConfig,
+    pub admin: AdminConfig,
     pub log: LogConfig,
 }
 
@@ -28,6 +29,7 @@ impl Default for Config {
             limits: Limits::default(),
             persistence: Persistence::default(),
             sys: SysConfig::default(),
+            admin: AdminConfig::default(),
             log: LogConfig::default(),
         }
     }
@@ -158,6 +160,23 @@ impl Default for SysConfig {
         SysConfig {
             enabled: true,
             interval_secs: 10,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdminConfig {
+    pub enabled: bool,
+    /// Address of the admin HTTP API (health, stats).
+    pub listen: SocketAddr,
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        AdminConfig {
+            enabled: true,
+            listen: SocketAddr::from(([0, 0, 0, 0], 8080)),
         }
     }
 }

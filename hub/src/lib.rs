@@ -3,6 +3,7 @@
 //! first, so tests, the loadtest simulation and the edge agent can run it
 //! in-process; `main.rs` is a thin CLI over `server::start`.
 
+pub mod admin;
 pub mod admission;
 pub mod broker;
 pub mod config;

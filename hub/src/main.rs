@@ -21,6 +21,9 @@ struct Args {
     /// Overrides `mqtt.listen`.
     #[arg(long)]
     mqtt_listen: Option<SocketAddr>,
+    /// Overrides `admin.listen`.
+    #[arg(long)]
+    admin_listen: Option<SocketAddr>,
     /// Overrides `persistence.flush` (sync, interval, none).
     #[arg(long, value_parser = parse_flush)]
     flush: Option<FlushPolicy>,
@@ -51,6 +54,9 @@ fn main() -> anyhow::Result<()> {
     }
     if let Some(l) = args.mqtt_listen {
         config.mqtt.listen = l;
+    }
+    if let Some(a) = args.admin_listen {
+        config.admin.listen = a;
     }
     if let Some(f) = args.flush {
         config.persistence.flush = f;

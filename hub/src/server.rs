@@ -27,6 +27,8 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 pub struct HubHandle {
     pub broker: Arc<Broker>,
     pub mqtt_addr: SocketAddr,
+    /// Bound admin API address, if enabled.
+    pub admin_addr: Option<SocketAddr>,
     shutdown: watch::Sender<bool>,
     permits: Arc<Semaphore>,
     max_connections: usize,
@@ -64,10 +66,27 @@ pub async fn start(config: Config) -> anyhow::Result<HubHandle> {
     if broker.config.sys.enabled {
         tokio::spawn(crate::sys::run(broker.clone(), shutdown_rx.clone()));
     }
-    tokio::spawn(expiry_loop(broker.clone(), shutdown_rx));
+    tokio::spawn(expiry_loop(broker.clone(), shutdown_rx.clone()));
+    let admin_addr = if broker.config.admin.enabled {
+        // The MQTT service does not depend on the admin API: if its port is
+        // taken, say so loudly and keep serving devices.
+        match crate::admin::serve(broker.clone(), broker.config.admin.listen, shutdown_rx).await {
+            Ok(addr) => {
+                tracing::info!(%addr, "admin API ready");
+                Some(addr)
+            }
+            Err(e) => {
+                tracing::error!(error = %format!("{e:#}"), "admin API not started");
+                None
+            }
+        }
+    } else {
+        None
+    };
     Ok(HubHandle {
         broker,
         mqtt_addr,
+        admin_addr,
         shutdown,
         permits,
         max_connections,
