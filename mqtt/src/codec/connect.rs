@@ -8,12 +8,12 @@
 use bytes::{BufMut, BytesMut};
 
 use super::primitives::{
-    binary_len, packet_len, string_len, write_binary, write_fixed_header, write_string, Reader,
+    binary_len, check_topic_name, packet_len, string_len, write_binary, write_fixed_header,
+    write_string, Reader,
 };
 use super::properties::{self, section_len, PropCtx};
 use crate::packet::{ConnAck, Connect, LastWill, Protocol, QoS};
 use crate::reason::ReasonCode;
-use crate::topic::validate_topic_name;
 use crate::{DecodeError, EncodeError, Properties};
 
 const USERNAME: u8 = 0x80;
@@ -93,7 +93,7 @@ pub fn decode_connect(mut r: Reader) -> Result<Connect, DecodeError> {
             Properties::default()
         };
         let topic = r.string()?;
-        validate_topic_name(&topic).map_err(DecodeError::TopicName)?;
+        check_topic_name(&topic).map_err(DecodeError::TopicName)?;
         let payload = r.binary()?;
         Some(LastWill {
             topic,
@@ -148,7 +148,7 @@ fn measure_connect(c: &Connect) -> Result<ConnectSizes, EncodeError> {
     n += string_len(&c.client_id)?;
     let mut will_props = 0;
     if let Some(w) = &c.will {
-        validate_topic_name(&w.topic).map_err(EncodeError::Unsupported)?;
+        check_topic_name(&w.topic).map_err(EncodeError::Unsupported)?;
         if v5 {
             will_props = properties::measure(&w.properties, PropCtx::Will)?;
             n += section_len(will_props);

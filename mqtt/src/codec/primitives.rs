@@ -8,6 +8,7 @@
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 
+use crate::topic::{validate_topic_filter, validate_topic_name, MAX_TOPIC_LEN};
 use crate::{DecodeError, EncodeError};
 
 /// Largest value a Variable Byte Integer can carry (v5 §1.5.5).
@@ -253,6 +254,47 @@ impl Reader {
     }
 }
 
+/// `crate::topic::validate_topic_name` with a one-pass fast path: a name
+/// without `+`, `#` or NUL is valid, and only suspicious names take the
+/// full check (which also supplies the error message). This runs on every
+/// PUBLISH in both directions, where the char-pattern scans of the full
+/// check were a measurable share of the codec's time.
+pub fn check_topic_name(topic: &str) -> Result<(), &'static str> {
+    let b = topic.as_bytes();
+    // Folding without an early exit lets the compiler vectorise the scan.
+    let special = b
+        .iter()
+        .fold(false, |acc, &c| acc | (c == b'+') | (c == b'#') | (c == 0));
+    if !b.is_empty() && b.len() <= MAX_TOPIC_LEN && !special {
+        return Ok(());
+    }
+    validate_topic_name(topic)
+}
+
+/// `crate::topic::validate_topic_filter` with a one-pass fast path for
+/// plain (non-shared) filters: every `+` must fill its whole level and a
+/// `#` must fill the last one. A filter that fails the fast path, and every
+/// `$share/...` filter, goes to the full check for the verdict and message.
+pub fn check_topic_filter(filter: &str) -> Result<(), &'static str> {
+    let b = filter.as_bytes();
+    if b.is_empty() || b.len() > MAX_TOPIC_LEN || b.starts_with(b"$share/") {
+        return validate_topic_filter(filter);
+    }
+    for (i, &c) in b.iter().enumerate() {
+        // Special bytes are rare, so the branch predicts well and the loop
+        // stays near a cycle per byte.
+        if c == b'+' || c == b'#' || c == 0 {
+            let at_level_start = i == 0 || b[i - 1] == b'/';
+            let next = b.get(i + 1).copied();
+            let at_level_end = next.is_none() || (c == b'+' && next == Some(b'/'));
+            if c == 0 || !(at_level_start && at_level_end) {
+                return validate_topic_filter(filter);
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Packet identifiers must be non-zero wherever they appear.
 pub fn check_pkid(pkid: u16) -> Result<u16, DecodeError> {
     if pkid == 0 {
@@ -333,5 +375,32 @@ mod tests {
         assert!(string_len(&"x".repeat(65_536)).is_err());
         assert_eq!(string_len(&"x".repeat(65_535)).unwrap(), 65_537);
         assert!(packet_len(MAX_VARINT + 1).is_err());
+    }
+
+    /// The fast paths must agree with `crate::topic` on every input.
+    #[test]
+    fn topic_fast_paths_agree_with_full_checks() {
+        let alphabet = ["a", "/", "+", "#", "\0", "$share/", "g", "$", "ü"];
+        let mut seed = 0x1234_5678_9ABC_DEF0u64;
+        for _ in 0..50_000 {
+            let mut t = String::new();
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            let mut x = seed;
+            for _ in 0..(x % 9) {
+                x /= 9;
+                t.push_str(alphabet[(x % 9) as usize]);
+                x = x.rotate_left(7) ^ seed;
+            }
+            assert_eq!(check_topic_name(&t), validate_topic_name(&t), "{t:?}");
+            assert_eq!(check_topic_filter(&t), validate_topic_filter(&t), "{t:?}");
+        }
+        for t in [
+            "", "#", "+", "a/#", "#/a", "a+", "+a", "a/+/b", "/", "//", "+/+", "a/#/",
+        ] {
+            assert_eq!(check_topic_filter(t), validate_topic_filter(t), "{t:?}");
+            assert_eq!(check_topic_name(t), validate_topic_name(t), "{t:?}");
+        }
     }
 }

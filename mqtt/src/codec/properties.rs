@@ -9,11 +9,10 @@
 use bytes::{BufMut, BytesMut};
 
 use super::primitives::{
-    binary_len, string_len, varint_len, write_binary, write_string, write_varint, Reader,
-    MAX_VARINT,
+    binary_len, check_topic_name, string_len, varint_len, write_binary, write_string, write_varint,
+    Reader, MAX_VARINT,
 };
 use crate::properties::{id, Properties};
-use crate::topic::validate_topic_name;
 use crate::{DecodeError, EncodeError};
 
 /// Which packet (or the will inside CONNECT) a property section belongs to.
@@ -180,8 +179,7 @@ pub fn read(r: &mut Reader, ctx: PropCtx) -> Result<Properties, DecodeError> {
             id::CONTENT_TYPE => p.content_type = Some(r.string()?),
             id::RESPONSE_TOPIC => {
                 let t = r.string()?;
-                validate_topic_name(&t)
-                    .map_err(|_| DecodeError::Protocol(RESPONSE_TOPIC_INVALID))?;
+                check_topic_name(&t).map_err(|_| DecodeError::Protocol(RESPONSE_TOPIC_INVALID))?;
                 p.response_topic = Some(t);
             }
             id::CORRELATION_DATA => p.correlation_data = Some(r.binary()?),
@@ -326,7 +324,7 @@ pub fn measure(p: &Properties, ctx: PropCtx) -> Result<usize, EncodeError> {
     )?;
     n += opt_len(
         &p.response_topic,
-        |s| match validate_topic_name(s) {
+        |s| match check_topic_name(s) {
             Ok(()) => string_len(s),
             Err(_) => unsupported(RESPONSE_TOPIC_INVALID),
         },

@@ -5,11 +5,11 @@
 use bytes::{BufMut, BytesMut};
 
 use super::primitives::{
-    check_pkid, check_pkid_encode, packet_len, string_len, write_fixed_header, write_string, Reader,
+    check_pkid, check_pkid_encode, check_topic_name, packet_len, string_len, write_fixed_header,
+    write_string, Reader,
 };
 use super::properties::{self, section_len, PropCtx};
 use crate::packet::{Protocol, Publish, QoS};
-use crate::topic::validate_topic_name;
 use crate::{DecodeError, EncodeError, Properties};
 
 /// The fixed-header flags were checked (QoS 3, DUP on QoS 0) before the body
@@ -22,7 +22,7 @@ pub fn decode(byte1: u8, mut r: Reader, protocol: Protocol) -> Result<Publish, D
     // An empty v5 topic is legal when a Topic Alias stands for it; whether
     // the alias is known is session state, checked there.
     if !(protocol.is_v5() && topic.is_empty()) {
-        validate_topic_name(&topic).map_err(DecodeError::TopicName)?;
+        check_topic_name(&topic).map_err(DecodeError::TopicName)?;
     }
     let pkid = if qos == QoS::AtMostOnce {
         0
@@ -52,7 +52,7 @@ fn measure(p: &Publish, protocol: Protocol) -> Result<(usize, usize), EncodeErro
         ));
     }
     if !(protocol.is_v5() && p.topic.is_empty()) {
-        validate_topic_name(&p.topic).map_err(EncodeError::Unsupported)?;
+        check_topic_name(&p.topic).map_err(EncodeError::Unsupported)?;
     }
     let mut n = string_len(&p.topic)? + p.payload.len();
     if p.qos != QoS::AtMostOnce {

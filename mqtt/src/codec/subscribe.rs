@@ -4,14 +4,15 @@
 use bytes::{BufMut, BytesMut};
 
 use super::primitives::{
-    check_pkid, check_pkid_encode, packet_len, string_len, write_fixed_header, write_string, Reader,
+    check_pkid, check_pkid_encode, check_topic_filter, packet_len, string_len, write_fixed_header,
+    write_string, Reader,
 };
 use super::properties::{self, section_len, PropCtx};
 use crate::packet::{
     Protocol, QoS, RetainHandling, SubAck, Subscribe, SubscribeFilter, SubscriptionOptions,
 };
 use crate::reason::ReasonCode;
-use crate::topic::{parse_shared, validate_topic_filter};
+use crate::topic::parse_shared;
 use crate::{DecodeError, EncodeError, Properties};
 
 const NO_FILTERS: &str = "[MQTT-3.8.3-2] SUBSCRIBE must contain at least one topic filter";
@@ -76,10 +77,12 @@ pub fn decode_subscribe(mut r: Reader, protocol: Protocol) -> Result<Subscribe, 
     } else {
         Properties::default()
     };
-    let mut filters = Vec::new();
+    // Most SUBSCRIBEs carry a handful of filters; a small bounded guess
+    // saves the regrowth without letting a big packet over-allocate.
+    let mut filters = Vec::with_capacity((r.remaining() / 8).clamp(1, 8));
     while !r.is_empty() {
         let filter = r.string()?;
-        validate_topic_filter(&filter).map_err(DecodeError::TopicFilter)?;
+        check_topic_filter(&filter).map_err(DecodeError::TopicFilter)?;
         let options = decode_options(r.u8()?, &filter, protocol)?;
         filters.push(SubscribeFilter { filter, options });
     }
@@ -105,7 +108,7 @@ fn measure_subscribe(s: &Subscribe, protocol: Protocol) -> Result<(usize, usize)
         n += section_len(props);
     }
     for f in &s.filters {
-        validate_topic_filter(&f.filter).map_err(EncodeError::Unsupported)?;
+        check_topic_filter(&f.filter).map_err(EncodeError::Unsupported)?;
         if protocol.is_v5() && f.options.no_local && parse_shared(&f.filter).is_some() {
             return Err(EncodeError::Unsupported(NO_LOCAL_SHARED));
         }

@@ -4,12 +4,12 @@
 use bytes::{BufMut, BytesMut};
 
 use super::primitives::{
-    check_pkid, check_pkid_encode, packet_len, string_len, write_fixed_header, write_string, Reader,
+    check_pkid, check_pkid_encode, check_topic_filter, packet_len, string_len, write_fixed_header,
+    write_string, Reader,
 };
 use super::properties::{self, section_len, PropCtx};
 use crate::packet::{Protocol, UnsubAck, Unsubscribe};
 use crate::reason::ReasonCode;
-use crate::topic::validate_topic_filter;
 use crate::{DecodeError, EncodeError, Properties};
 
 const NO_FILTERS: &str = "[MQTT-3.10.3-2] UNSUBSCRIBE must contain at least one topic filter";
@@ -26,7 +26,7 @@ pub fn decode_unsubscribe(mut r: Reader, protocol: Protocol) -> Result<Unsubscri
     let mut filters = Vec::new();
     while !r.is_empty() {
         let filter = r.string()?;
-        validate_topic_filter(&filter).map_err(DecodeError::TopicFilter)?;
+        check_topic_filter(&filter).map_err(DecodeError::TopicFilter)?;
         filters.push(filter);
     }
     if filters.is_empty() {
@@ -51,7 +51,7 @@ fn measure_unsubscribe(u: &Unsubscribe, protocol: Protocol) -> Result<(usize, us
         n += section_len(props);
     }
     for f in &u.filters {
-        validate_topic_filter(f).map_err(EncodeError::Unsupported)?;
+        check_topic_filter(f).map_err(EncodeError::Unsupported)?;
         n += string_len(f)?;
     }
     Ok((n, props))
