@@ -213,7 +213,10 @@ fn valid_packet(rng: &mut Rng, v: Protocol) -> Packet {
                 ReasonCode::from_v3_connack(rng.below(6) as u8).unwrap_or_default_code()
             };
             Packet::ConnAck(ConnAck {
-                session_present: code.is_success() && code.to_v3_connack() == 0 && rng.chance(2),
+                session_present: v != Protocol::V3_1
+                    && code.is_success()
+                    && code.to_v3_connack() == 0
+                    && rng.chance(2),
                 code,
                 properties: props(rng, &|r| {
                     let mut p = reason_props(r);

@@ -227,7 +227,9 @@ pub fn decode_connack(mut r: Reader, protocol: Protocol) -> Result<ConnAck, Deco
             "[MQTT-3.2.2-1] CONNACK acknowledge flags bits 7-1 are reserved",
         ));
     }
-    let session_present = flags & 0x01 != 0;
+    // MQTT 3.1 has no Session Present flag; its byte 1 is "not used", so it
+    // is ignored rather than enforced.
+    let session_present = protocol != Protocol::V3_1 && flags & 0x01 != 0;
     let byte = r.u8()?;
     let (code, props) = if protocol.is_v5() {
         (
@@ -257,7 +259,7 @@ fn measure_connack(c: &ConnAck, protocol: Protocol) -> Result<(usize, usize), En
     } else {
         c.code.to_v3_connack() != 0
     };
-    if c.session_present && failed {
+    if c.session_present && failed && protocol != Protocol::V3_1 {
         return Err(EncodeError::Unsupported(SESSION_PRESENT_ON_FAILURE));
     }
     if protocol.is_v5() {
@@ -280,7 +282,7 @@ pub fn encode_connack(
     let (remaining, props) = measure_connack(c, protocol)?;
     out.reserve(packet_len(remaining)?);
     write_fixed_header(out, 0x20, remaining);
-    out.put_u8(u8::from(c.session_present));
+    out.put_u8(u8::from(c.session_present && protocol != Protocol::V3_1));
     if protocol.is_v5() {
         out.put_u8(c.code.0);
         properties::write(&c.properties, props, out);

@@ -216,7 +216,7 @@ impl Reader {
 
     /// Everything left, e.g. a PUBLISH payload.
     pub fn rest(&mut self) -> Bytes {
-        self.buf.split_off(0)
+        std::mem::take(&mut self.buf)
     }
 
     pub fn binary(&mut self) -> Result<Bytes, DecodeError> {

@@ -576,7 +576,7 @@ mod connack {
                 (false, ReasonCode::NOT_AUTHORIZED),
             ] {
                 let p = Packet::ConnAck(ConnAck {
-                    session_present: present,
+                    session_present: present && v != Protocol::V3_1,
                     code,
                     properties: props_for(v, connack_props()),
                 });
@@ -586,13 +586,27 @@ mod connack {
     }
 
     #[test]
+    fn mqtt31_has_no_session_present_flag() {
+        let p = Packet::ConnAck(ConnAck {
+            session_present: true,
+            code: ReasonCode::SUCCESS,
+            properties: Properties::default(),
+        });
+        assert_eq!(&enc(&p, Protocol::V3_1)[..], &[0x20, 0x02, 0x00, 0x00]);
+        let Packet::ConnAck(c) = dec_one(&[0x20, 0x02, 0x01, 0x00], Protocol::V3_1) else {
+            panic!()
+        };
+        assert!(!c.session_present);
+    }
+
+    #[test]
     fn v3_return_codes_map_to_reasons() {
         for v in V3 {
             let p = dec_one(&[0x20, 0x02, 0x01, 0x00], v);
             assert_eq!(
                 p,
                 Packet::ConnAck(ConnAck {
-                    session_present: true,
+                    session_present: v == Protocol::V3_1_1,
                     code: ReasonCode::SUCCESS,
                     properties: Properties::default()
                 })
@@ -628,7 +642,7 @@ mod connack {
             code: ReasonCode::BANNED,
             properties: Properties::default(),
         });
-        for v in ALL {
+        for v in [Protocol::V3_1_1, Protocol::V5] {
             assert!(encode(&bad, v, &mut BytesMut::new()).is_err());
         }
     }
@@ -1447,5 +1461,178 @@ fn encoded_len_matches_encode_for_big_packets() {
         );
         let mut b = enc(&p, v);
         assert_eq!(decode(&mut b, v, n).unwrap(), Some(p.clone()));
+    }
+}
+
+/// Every property in every packet: accepted exactly where v5 table 2-4
+/// allows it (written out here from the spec, independently of the codec's
+/// own table), Malformed elsewhere, and a Protocol Error when repeated
+/// where it may appear only once.
+mod property_table {
+    use super::*;
+
+    #[derive(Clone, Copy, PartialEq, Debug)]
+    enum P {
+        Connect,
+        Will,
+        ConnAck,
+        Publish,
+        PubAck,
+        PubRec,
+        PubRel,
+        PubComp,
+        Subscribe,
+        SubAck,
+        Unsubscribe,
+        UnsubAck,
+        Disconnect,
+        Auth,
+    }
+    use P::*;
+
+    const PACKETS: [P; 14] = [
+        Connect,
+        Will,
+        ConnAck,
+        Publish,
+        PubAck,
+        PubRec,
+        PubRel,
+        PubComp,
+        Subscribe,
+        SubAck,
+        Unsubscribe,
+        UnsubAck,
+        Disconnect,
+        Auth,
+    ];
+    const REASON: &[P] = &[
+        ConnAck, PubAck, PubRec, PubRel, PubComp, SubAck, UnsubAck, Disconnect, Auth,
+    ];
+
+    /// (identifier, one encoded property including its id, where allowed)
+    fn table() -> Vec<(u8, Vec<u8>, &'static [P])> {
+        let st = |id: u8, text: &str| [vec![id], s(text)].concat();
+        vec![
+            (0x01, vec![0x01, 1], &[Publish, Will]),
+            (0x02, vec![0x02, 0, 0, 0, 5], &[Publish, Will]),
+            (0x03, st(0x03, "text/plain"), &[Publish, Will]),
+            (0x08, st(0x08, "resp"), &[Publish, Will]),
+            (0x09, vec![0x09, 0, 1, 9], &[Publish, Will]),
+            (0x0B, vec![0x0B, 5], &[Publish, Subscribe]),
+            (
+                0x11,
+                vec![0x11, 0, 0, 0, 5],
+                &[Connect, ConnAck, Disconnect],
+            ),
+            (0x12, st(0x12, "cid"), &[ConnAck]),
+            (0x13, vec![0x13, 0, 5], &[ConnAck]),
+            (0x15, st(0x15, "method"), &[Connect, ConnAck, Auth]),
+            (
+                0x16,
+                [st(0x15, "m"), vec![0x16, 0, 1, 7]].concat(),
+                &[Connect, ConnAck, Auth],
+            ),
+            (0x17, vec![0x17, 1], &[Connect]),
+            (0x18, vec![0x18, 0, 0, 0, 5], &[Will]),
+            (0x19, vec![0x19, 1], &[Connect]),
+            (0x1A, st(0x1A, "info"), &[ConnAck]),
+            (0x1C, st(0x1C, "server"), &[ConnAck, Disconnect]),
+            (0x1F, st(0x1F, "why"), REASON),
+            (0x21, vec![0x21, 0, 5], &[Connect, ConnAck]),
+            (0x22, vec![0x22, 0, 5], &[Connect, ConnAck]),
+            (0x23, vec![0x23, 0, 5], &[Publish]),
+            (0x24, vec![0x24, 1], &[ConnAck]),
+            (0x25, vec![0x25, 1], &[ConnAck]),
+            (0x26, [st(0x26, "k"), s("v")].concat(), &PACKETS),
+            (0x27, vec![0x27, 0, 0, 1, 0], &[Connect, ConnAck]),
+            (0x28, vec![0x28, 1], &[ConnAck]),
+            (0x29, vec![0x29, 1], &[ConnAck]),
+            (0x2A, vec![0x2A, 1], &[ConnAck]),
+        ]
+    }
+
+    fn packet(p: P, props: &[u8]) -> Vec<u8> {
+        let mut section = vec![props.len() as u8];
+        section.extend_from_slice(props);
+        let sec = section.as_slice();
+        match p {
+            Connect => {
+                let b = [&s("MQTT")[..], &[5, 0x02, 0, 60], sec, &s("c")].concat();
+                pkt(0x10, &b)
+            }
+            Will => {
+                let b = [
+                    &s("MQTT")[..],
+                    &[5, 0x06, 0, 60, 0],
+                    &s("c"),
+                    sec,
+                    &s("w"),
+                    &s("x"),
+                ]
+                .concat();
+                pkt(0x10, &b)
+            }
+            ConnAck => pkt(0x20, &[&[0, 0][..], sec].concat()),
+            Publish => pkt(0x30, &[&s("t")[..], sec, b"payload"].concat()),
+            PubAck => pkt(0x40, &[&[0, 1, 0][..], sec].concat()),
+            PubRec => pkt(0x50, &[&[0, 1, 0][..], sec].concat()),
+            PubRel => pkt(0x62, &[&[0, 1, 0][..], sec].concat()),
+            PubComp => pkt(0x70, &[&[0, 1, 0][..], sec].concat()),
+            Subscribe => pkt(0x82, &[&[0, 1][..], sec, &s("a"), &[0]].concat()),
+            SubAck => pkt(0x90, &[&[0, 1][..], sec, &[0]].concat()),
+            Unsubscribe => pkt(0xA2, &[&[0, 1][..], sec, &s("a")].concat()),
+            UnsubAck => pkt(0xB0, &[&[0, 1][..], sec, &[0]].concat()),
+            Disconnect => pkt(0xE0, &[&[0x04][..], sec].concat()),
+            Auth => pkt(0xF0, &[&[0x18][..], sec].concat()),
+        }
+    }
+
+    #[test]
+    fn each_property_only_where_allowed() {
+        for (id, prop, allowed) in table() {
+            for p in PACKETS {
+                let r = dec(&packet(p, &prop), Protocol::V5);
+                if allowed.contains(&p) {
+                    assert!(matches!(r, Ok(Some(_))), "0x{id:02X} in {p:?}: {r:?}");
+                } else {
+                    malformed(r, "2.2.2.2");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn repeats_only_where_allowed() {
+        for (id, prop, allowed) in table() {
+            for &p in allowed {
+                let twice = [prop.clone(), prop.clone()].concat();
+                let r = dec(&packet(p, &twice), Protocol::V5);
+                if id == 0x26 || (id == 0x0B && p == Publish) {
+                    assert!(matches!(r, Ok(Some(_))), "0x{id:02X} twice in {p:?}: {r:?}");
+                } else {
+                    protocol_err(r, "2.2.2.2");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn every_packet_round_trips_its_allowed_properties() {
+        for p in PACKETS {
+            let all: Vec<u8> = table()
+                .into_iter()
+                // 0x16 brings its own 0x15.
+                .filter(|(id, _, allowed)| allowed.contains(&p) && *id != 0x15)
+                .flat_map(|(_, prop, _)| prop)
+                .collect();
+            let bytes = packet(p, &all);
+            let decoded = dec_one(&bytes, Protocol::V5);
+            assert_eq!(
+                dec_one(&enc(&decoded, Protocol::V5), Protocol::V5),
+                decoded,
+                "{p:?}"
+            );
+        }
     }
 }
