@@ -76,8 +76,16 @@ impl<S: Transport> Connection<S> {
             // connection's task stays small (see the size test below).
             if self.session.has_events() {
                 Box::pin(self.process_events()).await;
+                // Input held back while the CONNECT was being admitted.
+                if !self.rbuf.is_empty() && !self.session.is_admitting() {
+                    self.decode_input();
+                    continue;
+                }
             }
-            self.drain_outbox();
+            let ops = self.drain_outbox();
+            if !ops.is_empty() {
+                Box::pin(self.broker.submit(ops)).await;
+            }
             if self.session.has_transmit() && Box::pin(self.flush()).await.is_err() {
                 self.session.connection_lost();
                 Box::pin(self.process_events()).await;
@@ -136,7 +144,9 @@ impl<S: Transport> Connection<S> {
         let now = Instant::now();
         let max = self.broker.config.limits.max_packet_size as usize;
         loop {
-            if self.session.is_closed() {
+            // Packets after CONNECT wait until the hub has admitted the
+            // client ([MQTT-3.1.4]: a client may send them before CONNACK).
+            if self.session.is_closed() || self.session.is_admitting() {
                 return;
             }
             let protocol = self.session.protocol();
@@ -186,7 +196,18 @@ impl<S: Transport> Connection<S> {
                         self.session.client_id().clone(),
                         Instant::now(),
                     ));
-                    let outcome = self.broker.publish(message).await;
+                    let mut outcome = self.broker.publish(message).await;
+                    if p.qos == QoS::ExactlyOnce {
+                        // The packet id must outlive a crash too, or a resent
+                        // PUBLISH would be routed twice.
+                        if let Some(a) =
+                            self.attached.as_ref().filter(|a| a.session.is_persistent())
+                        {
+                            let op = Op::AddInbound(a.session.client_id.clone(), p.pkid);
+                            self.broker.submit(vec![op]).await;
+                            outcome.stored = true;
+                        }
+                    }
                     if p.qos != QoS::AtMostOnce {
                         let reason = match self.broker.flush_if_sync(&outcome).await {
                             Err(e) => {
@@ -196,6 +217,14 @@ impl<S: Transport> Connection<S> {
                             Ok(()) if outcome.delivered == 0 => ReasonCode::NO_MATCHING_SUBSCRIBERS,
                             Ok(()) => ReasonCode::SUCCESS,
                         };
+                        if !reason.is_success() && p.qos == QoS::ExactlyOnce {
+                            if let Some(a) =
+                                self.attached.as_ref().filter(|a| a.session.is_persistent())
+                            {
+                                let op = Op::RemoveInbound(a.session.client_id.clone(), p.pkid);
+                                self.broker.submit(vec![op]).await;
+                            }
+                        }
                         if !reason.is_success() && self.session.protocol() != Protocol::V5 {
                             // v3 has no negative acknowledgement: close, the client resends.
                             self.session.close_by_server(reason);
@@ -233,6 +262,18 @@ impl<S: Transport> Connection<S> {
                     self.shared_inflight.remove(&token);
                     self.forget_stored(token).await;
                 }
+                Event::Released { token, pkid } => {
+                    if let Some(a) = self.attached.as_ref().filter(|a| a.session.is_persistent()) {
+                        let op = Op::SetInflight(a.session.client_id.clone(), token, pkid, true);
+                        self.broker.submit(vec![op]).await;
+                    }
+                }
+                Event::InboundReleased { pkid } => {
+                    if let Some(a) = self.attached.as_ref().filter(|a| a.session.is_persistent()) {
+                        let op = Op::RemoveInbound(a.session.client_id.clone(), pkid);
+                        self.broker.submit(vec![op]).await;
+                    }
+                }
                 Event::SessionExpiry(secs) => {
                     if let Some(a) = &self.attached {
                         a.session.inner().expiry = secs;
@@ -267,10 +308,12 @@ impl<S: Transport> Connection<S> {
     }
 
     /// Moves queued messages into the session while its window has room.
-    fn drain_outbox(&mut self) {
-        let Some(a) = &self.attached else { return };
+    /// Returns the store ops recording packet ids given to stored messages.
+    fn drain_outbox(&mut self) -> Vec<Op> {
+        let mut ops = Vec::new();
+        let Some(a) = &self.attached else { return ops };
         if !self.session.is_connected() {
-            return;
+            return ops;
         }
         let now = Instant::now();
         let mut outbox = a.session.outbox();
@@ -284,7 +327,15 @@ impl<S: Transport> Connection<S> {
                 token: q.seq,
             };
             match self.session.deliver(delivery, now) {
-                Ok(()) => {
+                Ok(pkid) => {
+                    if q.stored && pkid != 0 {
+                        ops.push(Op::SetInflight(
+                            a.session.client_id.clone(),
+                            q.seq,
+                            pkid,
+                            false,
+                        ));
+                    }
                     if let Some(origin) = q.shared.clone() {
                         if q.qos != QoS::AtMostOnce {
                             self.shared_inflight.insert(q.seq, origin);
@@ -301,6 +352,7 @@ impl<S: Transport> Connection<S> {
         if !outbox.is_empty() && self.session.can_deliver() {
             a.session.notify.notify_one();
         }
+        ops
     }
 
     /// Encodes everything the session wants sent and writes it.

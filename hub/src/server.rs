@@ -8,7 +8,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use mqtt::session::server::SessionState;
+use mqtt::message::OutPublish;
+use mqtt::session::server::{Outgoing, SessionState};
 use tokio::net::TcpListener;
 use tokio::sync::{watch, Semaphore};
 
@@ -19,7 +20,7 @@ use crate::metrics::Metrics;
 use crate::outbox::Queued;
 use crate::router::trie::SubEntry;
 use crate::session::SessionShared;
-use crate::store::{Loaded, Store};
+use crate::store::{Loaded, LoadedDelivery, LoadedSession, Store};
 
 /// How long shutdown waits for connections to park their sessions.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
@@ -98,24 +99,60 @@ fn restore(broker: &Arc<Broker>, loaded: Loaded) {
     let now = Instant::now();
     let (sessions, messages) = (
         loaded.sessions.len(),
-        loaded.sessions.iter().map(|s| s.2.len()).sum::<usize>(),
+        loaded
+            .sessions
+            .iter()
+            .map(|s| s.queued.len())
+            .sum::<usize>(),
     );
-    for (client, record, queued) in loaded.sessions {
+    for LoadedSession {
+        client,
+        record,
+        queued,
+        inbound_qos2,
+    } in loaded.sessions
+    {
         let client: Arc<str> = Arc::from(client.as_str());
         let session = Arc::new(SessionShared::new(
             client.clone(),
             broker.new_outbox(),
             record.protocol,
         ));
+        // Deliveries that had been sent go back in flight (resent as DUP with
+        // their packet id, or as PUBREL); the rest wait in the outbox.
+        let (sent, waiting): (Vec<LoadedDelivery>, Vec<LoadedDelivery>) =
+            queued.into_iter().partition(|d| d.inflight.is_some());
+        let mut outgoing = Vec::with_capacity(sent.len());
+        let mut next_pkid = 1u16;
+        for d in sent {
+            let Some((pkid, released)) = d.inflight else {
+                continue;
+            };
+            next_pkid = next_pkid.max(pkid.wrapping_add(1).max(1));
+            session.outbox().bump_seq(d.seq);
+            outgoing.push(Outgoing {
+                delivery: OutPublish {
+                    message: d.delivery.message,
+                    qos: d.delivery.qos,
+                    pkid,
+                    dup: true,
+                    retain: d.delivery.retain,
+                    subscription_ids: d.delivery.subscription_ids,
+                    topic_alias: None,
+                },
+                token: d.seq,
+                released,
+            });
+        }
         {
             let mut inner = session.inner();
             inner.expiry = record.expiry;
             // Offline time counts from now: the hub was down, not the client.
             inner.disconnected_at = Some(now);
             inner.parked = Some(SessionState {
-                outgoing: Vec::new(),
-                inbound_qos2: record.inbound_qos2.clone(),
-                next_pkid: 1,
+                outgoing,
+                inbound_qos2,
+                next_pkid,
             });
             for s in &record.subscriptions {
                 inner.subscriptions.insert(s.filter.clone(), s.clone());
@@ -142,7 +179,10 @@ fn restore(broker: &Arc<Broker>, loaded: Loaded) {
         }
         {
             let mut outbox = session.outbox();
-            for (seq, d) in queued {
+            for LoadedDelivery {
+                seq, delivery: d, ..
+            } in waiting
+            {
                 outbox.bump_seq(seq);
                 let dropped = outbox.push(Queued {
                     message: d.message,

@@ -100,11 +100,6 @@ impl SessionInner {
                 crate::store::records::unix_now()
             },
             subscriptions: self.subscriptions.values().cloned().collect(),
-            inbound_qos2: self
-                .parked
-                .as_ref()
-                .map(|p| p.inbound_qos2.clone())
-                .unwrap_or_default(),
         }
     }
 }

@@ -246,7 +246,6 @@ async fn silent_tcp_connection_is_closed_after_connect_timeout() {
 }
 
 #[tokio::test]
-#[ignore = "hub bug: packets sent right after CONNECT (before CONNACK) close the connection"]
 async fn packets_pipelined_before_connack_are_processed() {
     // [MQTT-3.1.4-5] v5 §3.1.4: "Clients are allowed to send further MQTT
     // Control Packets immediately after sending a CONNECT packet".

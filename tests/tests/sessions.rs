@@ -334,13 +334,11 @@ async fn outbound_inflight_survives_restart(after_pubrec: bool) {
 }
 
 #[tokio::test]
-#[ignore = "hub bug: outgoing in-flight state (DUP, packet id) is not kept across a restart"]
 async fn outbound_qos2_inflight_publish_survives_restart_with_dup() {
     outbound_inflight_survives_restart(false).await;
 }
 
 #[tokio::test]
-#[ignore = "hub bug: outgoing QoS 2 PUBREL state is lost on restart; message re-sent as new PUBLISH"]
 async fn outbound_qos2_pubrel_state_survives_restart() {
     outbound_inflight_survives_restart(true).await;
 }

@@ -30,6 +30,11 @@ pub use records::{SessionRecord, StoredDelivery, StoredSubscription};
 const SESSIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("sessions");
 const MESSAGES: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("messages");
 const RETAINED: TableDefinition<&str, &[u8]> = TableDefinition::new("retained");
+/// Packet id and PUBREC state of queued messages already sent, so a restart
+/// resends them as DUP with the same id (or only PUBREL).
+const INFLIGHT: TableDefinition<(&str, u64), (u16, bool)> = TableDefinition::new("inflight");
+/// Inbound QoS 2 packet ids awaiting PUBREL, per persistent session.
+const INBOUND: TableDefinition<(&str, u16), ()> = TableDefinition::new("inbound_qos2");
 
 /// Ops waiting for the writer; senders wait when it is full.
 const CHANNEL_CAPACITY: usize = 65_536;
@@ -52,6 +57,10 @@ pub enum Op {
     DeleteSession(Arc<str>),
     PutMessage(Arc<str>, u64, Vec<u8>),
     DeleteMessage(Arc<str>, u64),
+    /// A queued message was sent with this packet id (and got PUBREC if true).
+    SetInflight(Arc<str>, u64, u16, bool),
+    AddInbound(Arc<str>, u16),
+    RemoveInbound(Arc<str>, u16),
     PutRetained(String, Vec<u8>),
     DeleteRetained(String),
     /// Answers once everything sent before it is committed (durably under `sync`).
@@ -60,8 +69,22 @@ pub enum Op {
     Close(oneshot::Sender<Result<(), String>>),
 }
 
-/// One persistent session as loaded: client id, record, queued deliveries by sequence.
-pub type LoadedSession = (String, SessionRecord, Vec<(u64, StoredDelivery)>);
+/// One persistent session as loaded.
+pub struct LoadedSession {
+    pub client: String,
+    pub record: SessionRecord,
+    /// Queued deliveries in sequence order.
+    pub queued: Vec<LoadedDelivery>,
+    /// Inbound QoS 2 packet ids received and not yet released.
+    pub inbound_qos2: Vec<u16>,
+}
+
+pub struct LoadedDelivery {
+    pub seq: u64,
+    pub delivery: StoredDelivery,
+    /// Packet id and PUBREC-received flag, if it had been sent.
+    pub inflight: Option<(u16, bool)>,
+}
 
 /// Everything loaded at start.
 #[derive(Default)]
@@ -89,6 +112,8 @@ impl Store {
             txn.open_table(SESSIONS).map_err(db_err)?;
             txn.open_table(MESSAGES).map_err(db_err)?;
             txn.open_table(RETAINED).map_err(db_err)?;
+            txn.open_table(INFLIGHT).map_err(db_err)?;
+            txn.open_table(INBOUND).map_err(db_err)?;
             txn.commit().map_err(db_err)?;
         }
         let loaded = load(&db)?;
@@ -133,7 +158,11 @@ fn load(db: &Database) -> Result<Loaded, StoreError> {
     let sessions = txn.open_table(SESSIONS).map_err(db_err)?;
     let messages = txn.open_table(MESSAGES).map_err(db_err)?;
     let retained = txn.open_table(RETAINED).map_err(db_err)?;
+    let inflight = txn.open_table(INFLIGHT).map_err(db_err)?;
+    let inbound = txn.open_table(INBOUND).map_err(db_err)?;
     let mut out = Loaded::default();
+    // Inbound QoS 2 ids live only in their own table (written before PUBREC,
+    // removed on PUBREL), so they are never stale.
     for item in sessions.iter().map_err(db_err)? {
         let (k, v) = item.map_err(db_err)?;
         let client = k.value().to_string();
@@ -150,14 +179,37 @@ fn load(db: &Database) -> Result<Loaded, StoreError> {
             .map_err(db_err)?
         {
             let (k, v) = item.map_err(db_err)?;
+            let seq = k.value().1;
             match StoredDelivery::decode(v.value(), now) {
-                Ok(d) => queued.push((k.value().1, d)),
+                Ok(delivery) => {
+                    let sent = inflight
+                        .get((client.as_str(), seq))
+                        .map_err(db_err)?
+                        .map(|g| g.value());
+                    queued.push(LoadedDelivery {
+                        seq,
+                        delivery,
+                        inflight: sent,
+                    });
+                }
                 Err(e) => {
                     tracing::warn!(client = %client, error = %e, "skipping unreadable stored message")
                 }
             }
         }
-        out.sessions.push((client, record, queued));
+        let mut inbound_qos2 = Vec::new();
+        for item in inbound
+            .range((client.as_str(), 0)..=(client.as_str(), u16::MAX))
+            .map_err(db_err)?
+        {
+            inbound_qos2.push(item.map_err(db_err)?.0.value().1);
+        }
+        out.sessions.push(LoadedSession {
+            client,
+            record,
+            queued,
+            inbound_qos2,
+        });
     }
     for item in retained.iter().map_err(db_err)? {
         let (k, v) = item.map_err(db_err)?;
@@ -181,6 +233,8 @@ fn apply(
     let mut sessions = txn.open_table(SESSIONS).map_err(|e| e.to_string())?;
     let mut messages = txn.open_table(MESSAGES).map_err(|e| e.to_string())?;
     let mut retained = txn.open_table(RETAINED).map_err(|e| e.to_string())?;
+    let mut inflight = txn.open_table(INFLIGHT).map_err(|e| e.to_string())?;
+    let mut inbound = txn.open_table(INBOUND).map_err(|e| e.to_string())?;
     for op in ops.drain(..) {
         match op {
             Op::PutSession(c, v) => {
@@ -189,15 +243,17 @@ fn apply(
                     .map_err(|e| e.to_string())?;
             }
             Op::DeleteSession(c) => {
-                sessions.remove(&*c).map_err(|e| e.to_string())?;
-                let keys: Vec<u64> = messages
-                    .range((&*c, 0)..=(&*c, u64::MAX))
-                    .map_err(|e| e.to_string())?
-                    .filter_map(|r| r.ok().map(|(k, _)| k.value().1))
-                    .collect();
-                for seq in keys {
-                    messages.remove((&*c, seq)).map_err(|e| e.to_string())?;
-                }
+                let e = |e: redb::StorageError| e.to_string();
+                sessions.remove(&*c).map_err(e)?;
+                messages
+                    .retain_in((&*c, 0)..=(&*c, u64::MAX), |_, _| false)
+                    .map_err(e)?;
+                inflight
+                    .retain_in((&*c, 0)..=(&*c, u64::MAX), |_, _| false)
+                    .map_err(e)?;
+                inbound
+                    .retain_in((&*c, 0)..=(&*c, u16::MAX), |_, _| false)
+                    .map_err(e)?;
             }
             Op::PutMessage(c, seq, v) => {
                 messages
@@ -206,6 +262,18 @@ fn apply(
             }
             Op::DeleteMessage(c, seq) => {
                 messages.remove((&*c, seq)).map_err(|e| e.to_string())?;
+                inflight.remove((&*c, seq)).map_err(|e| e.to_string())?;
+            }
+            Op::SetInflight(c, seq, pkid, released) => {
+                inflight
+                    .insert((&*c, seq), (pkid, released))
+                    .map_err(|e| e.to_string())?;
+            }
+            Op::AddInbound(c, pkid) => {
+                inbound.insert((&*c, pkid), ()).map_err(|e| e.to_string())?;
+            }
+            Op::RemoveInbound(c, pkid) => {
+                inbound.remove((&*c, pkid)).map_err(|e| e.to_string())?;
             }
             Op::PutRetained(t, v) => {
                 retained

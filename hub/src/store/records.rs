@@ -28,7 +28,6 @@ pub struct SessionRecord {
     /// Unix seconds when the client went away; 0 while connected.
     pub disconnected_at: u64,
     pub subscriptions: Vec<StoredSubscription>,
-    pub inbound_qos2: Vec<u16>,
 }
 
 /// A queued delivery as stored.
@@ -117,10 +116,6 @@ impl SessionRecord {
             out.put_u8(options_byte(&s.options));
             out.put_u32(s.id.unwrap_or(0));
         }
-        out.put_u32(self.inbound_qos2.len() as u32);
-        for p in &self.inbound_qos2 {
-            out.put_u16(*p);
-        }
         out.to_vec()
     }
 
@@ -146,16 +141,11 @@ impl SessionRecord {
                 id,
             });
         }
-        need(&b, 4)?;
-        let n = b.get_u32() as usize;
-        need(&b, n * 2)?;
-        let inbound_qos2 = (0..n).map(|_| b.get_u16()).collect();
         Ok(SessionRecord {
             protocol,
             expiry,
             disconnected_at,
             subscriptions,
-            inbound_qos2,
         })
     }
 }
@@ -265,7 +255,6 @@ mod tests {
                 },
                 id: Some(7),
             }],
-            inbound_qos2: vec![1, 65535],
         };
         assert_eq!(SessionRecord::decode(&r.encode()).unwrap(), r);
         assert!(SessionRecord::decode(&r.encode()[..10]).is_err());

@@ -151,6 +151,16 @@ pub enum Event {
         token: u64,
         reason: DropReason,
     },
+    /// An outgoing QoS 2 delivery got its PUBREC: from now on only PUBREL is
+    /// resent (persist this to keep exactly-once across a hub restart).
+    Released {
+        token: u64,
+        pkid: u16,
+    },
+    /// The client released an inbound QoS 2 packet id with PUBREL.
+    InboundReleased {
+        pkid: u16,
+    },
     /// The client changed its Session Expiry Interval in DISCONNECT.
     SessionExpiry(u32),
     /// The connection is over; after writing pending packets, close it.
@@ -251,6 +261,12 @@ impl ServerSession {
 
     pub fn is_closed(&self) -> bool {
         self.phase == Phase::Closed
+    }
+
+    /// CONNECT was handed to the hub and not yet accepted or rejected; the
+    /// caller should hold further input until it has decided.
+    pub fn is_admitting(&self) -> bool {
+        self.phase == Phase::Admitting
     }
 
     /// Session Expiry Interval in force (seconds; 0 = ends with the connection).
@@ -781,12 +797,19 @@ impl ServerSession {
             return;
         }
         o.released = true;
+        let token = o.token;
         self.send(Packet::PubRel(Ack::new(a.pkid)));
+        self.events.push_back(Event::Released {
+            token,
+            pkid: a.pkid,
+        });
     }
 
     fn on_pubrel(&mut self, a: Ack) {
         if self.inbound_qos2.remove(&a.pkid) {
             self.send(Packet::PubComp(Ack::new(a.pkid)));
+            self.events
+                .push_back(Event::InboundReleased { pkid: a.pkid });
         } else if self.protocol.is_v5() {
             self.send(Packet::PubComp(Ack::with_reason(
                 a.pkid,
@@ -878,8 +901,9 @@ impl ServerSession {
     }
 
     /// Sends a message to the client. QoS 0 always goes out; QoS 1/2 need a
-    /// free slot in the in-flight window.
-    pub fn deliver(&mut self, d: Delivery, now: Instant) -> Result<(), DeliverError> {
+    /// free slot in the in-flight window. Returns the packet id used (0 for
+    /// QoS 0 and for messages dropped instead of sent).
+    pub fn deliver(&mut self, d: Delivery, now: Instant) -> Result<u16, DeliverError> {
         if self.phase != Phase::Connected {
             return Err(DeliverError::NotConnected(d));
         }
@@ -888,7 +912,7 @@ impl ServerSession {
                 token: d.token,
                 reason: DropReason::Expired,
             });
-            return Ok(());
+            return Ok(0);
         }
         let qos = d.qos.min(self.cfg.max_qos);
         if qos != QoS::AtMostOnce && self.outgoing.len() >= self.window() {
@@ -904,16 +928,19 @@ impl ServerSession {
             subscription_ids: if v5 { d.subscription_ids } else { Vec::new() },
             topic_alias: None,
         };
-        if v5
-            && self.client_max_packet != u32::MAX
-            && out.message.delivery_len(&out, self.protocol, now) > self.client_max_packet as usize
-        {
-            // [MQTT-3.1.2-25] never send more than the client accepts: discard.
-            self.events.push_back(Event::Dropped {
-                token: d.token,
-                reason: DropReason::TooLarge,
-            });
-            return Ok(());
+        if v5 && self.client_max_packet != u32::MAX {
+            // Measure with a placeholder id: the size does not depend on its value.
+            out.pkid = u16::from(qos != QoS::AtMostOnce);
+            let len = out.message.delivery_len(&out, self.protocol, now);
+            out.pkid = 0;
+            if len > self.client_max_packet as usize {
+                // [MQTT-3.1.2-25] never send more than the client accepts: discard.
+                self.events.push_back(Event::Dropped {
+                    token: d.token,
+                    reason: DropReason::TooLarge,
+                });
+                return Ok(0);
+            }
         }
         if v5 && self.cfg.outbound_topic_aliases && self.client_alias_max > 0 {
             out.topic_alias = self.outbound_alias(&out.message.topic);
@@ -936,8 +963,9 @@ impl ServerSession {
                 ),
             );
         }
+        let pkid = out.pkid;
         self.transmit.push_back(Transmit::Deliver(out));
-        Ok(())
+        Ok(pkid)
     }
 
     fn outbound_alias(&mut self, topic: &str) -> Option<(u16, bool)> {
