@@ -5,8 +5,8 @@
 use bytes::{BufMut, BytesMut};
 
 use super::primitives::{
-    check_pkid, check_pkid_encode, check_topic_name, packet_len, string_len, write_fixed_header,
-    write_string, Reader,
+    check_pkid, check_pkid_encode, check_topic_name, checked_topic_len, packet_len,
+    write_fixed_header, write_string, Reader,
 };
 use super::properties::{self, section_len, PropCtx};
 use crate::packet::{Protocol, Publish, QoS};
@@ -54,7 +54,7 @@ fn measure(p: &Publish, protocol: Protocol) -> Result<(usize, usize), EncodeErro
     if !(protocol.is_v5() && p.topic.is_empty()) {
         check_topic_name(&p.topic).map_err(EncodeError::Unsupported)?;
     }
-    let mut n = string_len(&p.topic)? + p.payload.len();
+    let mut n = checked_topic_len(&p.topic) + p.payload.len();
     if p.qos != QoS::AtMostOnce {
         check_pkid_encode(p.pkid)?;
         n += 2;

@@ -4,8 +4,8 @@
 use bytes::{BufMut, BytesMut};
 
 use super::primitives::{
-    check_pkid, check_pkid_encode, check_topic_filter, packet_len, string_len, write_fixed_header,
-    write_string, Reader,
+    check_pkid, check_pkid_encode, check_topic_filter, checked_topic_len, packet_len,
+    write_fixed_header, write_string, Reader,
 };
 use super::properties::{self, section_len, PropCtx};
 use crate::packet::{
@@ -112,7 +112,7 @@ fn measure_subscribe(s: &Subscribe, protocol: Protocol) -> Result<(usize, usize)
         if protocol.is_v5() && f.options.no_local && parse_shared(&f.filter).is_some() {
             return Err(EncodeError::Unsupported(NO_LOCAL_SHARED));
         }
-        n += string_len(&f.filter)? + 1;
+        n += checked_topic_len(&f.filter) + 1;
     }
     Ok((n, props))
 }

@@ -4,8 +4,8 @@
 use bytes::{BufMut, BytesMut};
 
 use super::primitives::{
-    check_pkid, check_pkid_encode, check_topic_filter, packet_len, string_len, write_fixed_header,
-    write_string, Reader,
+    check_pkid, check_pkid_encode, check_topic_filter, checked_topic_len, packet_len,
+    write_fixed_header, write_string, Reader,
 };
 use super::properties::{self, section_len, PropCtx};
 use crate::packet::{Protocol, UnsubAck, Unsubscribe};
@@ -52,7 +52,7 @@ fn measure_unsubscribe(u: &Unsubscribe, protocol: Protocol) -> Result<(usize, us
     }
     for f in &u.filters {
         check_topic_filter(f).map_err(EncodeError::Unsupported)?;
-        n += string_len(f)?;
+        n += checked_topic_len(f);
     }
     Ok((n, props))
 }
