@@ -62,7 +62,7 @@ pub async fn run(
         Role::Publisher { index, topic } => Some(Publisher::new(*index, topic.clone())),
         _ => None,
     };
-    let mut subscriber = Subscriber::default();
+    let mut subscriber = Subscriber::new(plan.run_id);
     let mut latency = LocalRecorder::new(&shared.latency);
     loop {
         let outcome = connection(
@@ -171,7 +171,8 @@ async fn connection(
             match event {
                 ClientEvent::Connected { .. } => {
                     connected = true;
-                    add(&c.connected, 1);
+                    let up = c.connected.fetch_add(1, Ordering::Relaxed) + 1;
+                    shared.peak_connected.fetch_max(up, Ordering::Relaxed);
                     add(&c.connects, 1);
                     let micros = dial_start.elapsed().as_micros() as u64;
                     LocalRecorder::new(&shared.connect_latency).record(micros);

@@ -6,12 +6,16 @@
 //! A library first so the tests can run scenarios against an in-process
 //! hub; `main.rs` is the CLI.
 
+pub mod broker;
 pub mod compare;
+pub mod compare_report;
 pub mod driver;
 pub mod html;
+pub mod machine;
 pub mod options;
 pub mod payload;
 pub mod plan;
+pub mod procstat;
 pub mod progress;
 pub mod report;
 pub mod result;
@@ -21,6 +25,7 @@ pub mod run;
 pub mod runner;
 pub mod shared;
 pub mod stats;
+pub mod svg;
 pub mod transport;
 pub mod worker;
 

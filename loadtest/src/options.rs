@@ -94,7 +94,7 @@ pub struct RunOptions {
     /// Messages per second across all publishers (overrides --rate).
     #[arg(long)]
     pub total_rate: Option<f64>,
-    /// Payload bytes (at least 24: the header carries id, sequence, time).
+    /// Payload bytes (at least 28: the header carries run, id, sequence, time).
     #[arg(short, long, default_value_t = 64)]
     pub size: usize,
     /// Topic for publisher i; `%i` is replaced by i. Scenario default.
@@ -159,6 +159,10 @@ pub struct RunOptions {
     /// No live progress line.
     #[arg(long)]
     pub quiet: bool,
+    /// Run id stamped into payloads (default: random); set by the parent
+    /// for its workers so they recognise each other's messages.
+    #[arg(long, hide = true)]
+    pub run_id: Option<u32>,
 }
 
 impl Default for RunOptions {
@@ -192,6 +196,7 @@ impl Default for RunOptions {
             json: None,
             html: None,
             quiet: true,
+            run_id: None,
         }
     }
 }

@@ -44,6 +44,8 @@ pub struct ConnSpec {
 #[derive(Clone, Debug)]
 pub struct Plan {
     pub scenario: Scenario,
+    /// Stamped into every payload; the same in every worker of a run.
+    pub run_id: u32,
     pub broker: SocketAddr,
     pub protocol: mqtt::Protocol,
     pub qos: QoS,
@@ -247,6 +249,7 @@ impl Plan {
             .collect();
         Ok(Plan {
             scenario,
+            run_id: o.run_id.unwrap_or_else(payload::new_run_id),
             broker,
             protocol: o.version.protocol(),
             qos: pub_qos,

@@ -82,6 +82,7 @@ impl Publisher {
                 break;
             }
             let stamp = Stamp {
+                run: plan.run_id,
                 publisher: self.index,
                 seq: self.seq,
                 sent_ns: payload::now_ns(),
@@ -133,8 +134,8 @@ pub fn encode_pending(
 }
 
 /// What a subscriber has seen, per publisher.
-#[derive(Default)]
 pub struct Subscriber {
+    run: u32,
     /// Next expected sequence number per publisher index.
     next: HashMap<u32, u64>,
     pub received: u64,
@@ -144,8 +145,19 @@ pub struct Subscriber {
 }
 
 impl Subscriber {
+    pub fn new(run: u32) -> Self {
+        Subscriber {
+            run,
+            next: HashMap::new(),
+            received: 0,
+            out_of_order: 0,
+            foreign: 0,
+            last_ns: 0,
+        }
+    }
+
     pub fn on_message(&mut self, payload: &[u8], latency: &mut LocalRecorder<'_>) {
-        let Some(stamp) = payload::parse(payload) else {
+        let Some(stamp) = payload::parse(payload).filter(|s| s.run == self.run) else {
             self.foreign += 1;
             return;
         };

@@ -41,7 +41,6 @@ struct Ticker {
     start: Instant,
     next: Instant,
     samples: Vec<Sample>,
-    peak_connected: u64,
     progress: Option<ProgressFn>,
 }
 
@@ -54,7 +53,6 @@ impl Ticker {
         }
         self.next += TICK;
         let counters = shared.counters.snapshot();
-        self.peak_connected = self.peak_connected.max(counters.connected);
         let sample = Sample {
             t: (now - self.start).as_secs_f64(),
             counters,
@@ -79,7 +77,6 @@ pub async fn run(plan: Plan, workers: usize, mut hooks: Hooks) -> anyhow::Result
         start: Instant::now(),
         next: Instant::now() + TICK,
         samples: Vec::new(),
-        peak_connected: 0,
         progress: hooks.progress.take(),
     };
     let total = (plan.subscribers.len() + plan.others.len()) as u64;
@@ -211,7 +208,7 @@ pub async fn run(plan: Plan, workers: usize, mut hooks: Hooks) -> anyhow::Result
         idle_connections: plan.total_idle,
         workers,
         counters,
-        peak_connected: ticker.peak_connected,
+        peak_connected: shared.peak_connected.load(Ordering::Relaxed),
         sent_by_publisher: shared
             .sent_by
             .iter()

@@ -28,6 +28,8 @@ pub struct Shared {
     /// TCP connect to CONNACK, microseconds.
     pub connect_latency: SharedHistogram,
     pub phase: watch::Sender<Phase>,
+    /// Most connections up at once.
+    pub peak_connected: AtomicU64,
     /// Connections done with setup (connected and subscribed, or failed).
     pub settled: AtomicU64,
     /// Publishers with nothing left in flight after publishing stopped.
@@ -46,6 +48,7 @@ impl Shared {
             latency: SharedHistogram::default(),
             connect_latency: SharedHistogram::default(),
             phase: watch::Sender::new(Phase::Setup),
+            peak_connected: AtomicU64::new(0),
             settled: AtomicU64::new(0),
             publishers_done: AtomicU64::new(0),
             last_receive_ns: AtomicU64::new(0),

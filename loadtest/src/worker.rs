@@ -65,6 +65,7 @@ pub async fn run_parent(scenario: Scenario, opts: &RunOptions) -> anyhow::Result
     // Fail here on bad options rather than in every worker.
     Plan::new(scenario, opts, 0, count)?;
     let exe = std::env::current_exe().context("cannot find our own executable")?;
+    let run_id = opts.run_id.unwrap_or_else(crate::payload::new_run_id);
     let (tx, mut rx) = mpsc::channel::<(usize, Msg)>(64 * count);
     let mut workers = Vec::with_capacity(count);
     for index in 0..count {
@@ -83,6 +84,7 @@ pub async fn run_parent(scenario: Scenario, opts: &RunOptions) -> anyhow::Result
         options.json = None;
         options.html = None;
         options.quiet = true;
+        options.run_id = Some(run_id);
         let job = Job {
             scenario,
             options,
