@@ -123,3 +123,57 @@ impl Default for QueueConfig {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Deserialize)]
+    struct HubConfig {
+        queue: QueueConfig,
+    }
+
+    #[test]
+    fn empty_table_is_the_default() {
+        let c: HubConfig = toml::from_str("[queue]\n").unwrap();
+        assert_eq!(c.queue, QueueConfig::default());
+    }
+
+    #[test]
+    fn parses_every_field_and_rejects_unknown_ones() {
+        let text = r#"
+[queue]
+data_dir = "/var/lib/hub/queue"
+listen = "127.0.0.1:9093"
+advertised_host = "queue.example"
+advertised_port = 19093
+auto_create_topics = false
+default_partitions = 4
+flush = "sync"
+flush_interval_ms = 200
+max_message_bytes = 262144
+max_request_bytes = 1048576
+segment_bytes = 268435456
+segment_ms = 3600000
+max_connections = 100
+[queue.retention]
+max_age_ms = 86400000
+max_bytes = 1073741824
+check_interval_ms = 1000
+"#;
+        let c: HubConfig = toml::from_str(text).unwrap();
+        assert_eq!(c.queue.flush, FlushPolicy::Sync);
+        assert_eq!(c.queue.retention.max_bytes, 1 << 30);
+        assert_eq!(c.queue.listen.port(), 9093);
+        let err = toml::from_str::<HubConfig>("[queue]\nflush_interval = 5\n")
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(err.contains("flush_interval"), "{err}");
+        let err = toml::from_str::<HubConfig>("[queue]\nflush = \"sometimes\"\n")
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(err.contains("sometimes"), "{err}");
+    }
+}

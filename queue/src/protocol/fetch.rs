@@ -16,6 +16,9 @@ use crate::error::{ErrorCode, QueueError};
 
 /// Longest wait honoured, whatever the client asks.
 const MAX_WAIT: Duration = Duration::from_secs(30);
+/// Largest response built, whatever the client asks (Kafka's `fetch.max.bytes`
+/// default is 55 MB): bounds the memory one fetch can pin.
+const MAX_RESPONSE_BYTES: usize = 64 << 20;
 
 pub async fn handle(broker: &Broker, version: i16, req: FetchRequest) -> FetchResponse {
     let wait = Duration::from_millis(req.max_wait_ms.max(0) as u64).min(MAX_WAIT);
@@ -44,9 +47,9 @@ fn build(broker: &Broker, version: i16, req: &FetchRequest) -> (FetchResponse, u
     let mut total = 0usize;
     let mut errors = false;
     let max_total = if req.max_bytes <= 0 {
-        usize::MAX
+        MAX_RESPONSE_BYTES
     } else {
-        req.max_bytes as usize
+        (req.max_bytes as usize).min(MAX_RESPONSE_BYTES)
     };
     for ft in &req.topics {
         let mut tr = FetchableTopicResponse::default();
