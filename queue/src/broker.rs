@@ -137,6 +137,7 @@ impl Broker {
             let t = Self::open_topic(&config, state.as_ref(), &meta)?;
             topics.insert(meta.name.clone(), Arc::new(t));
         }
+        let groups = GroupService::new(Some(state.clone()));
         Ok(Self {
             inner: Arc::new(Inner {
                 config,
@@ -144,7 +145,7 @@ impl Broker {
                 topics: RwLock::new(topics),
                 topic_admin: Mutex::new(()),
                 data_arrived: Notify::new(),
-                groups: GroupService::new(),
+                groups,
                 bound: Mutex::new(None),
             }),
         })

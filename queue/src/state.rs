@@ -64,12 +64,17 @@ pub trait StateStore: Send + Sync + 'static {
     ) -> Result<()>;
     /// Producer states of a partition.
     fn load_producers(&self, topic: &str, partition: i32) -> Result<HashMap<i64, ProducerEntry>>;
+    /// Stores a consumer group's serialized state, durably.
+    fn put_group(&self, group: &str, state: &[u8]) -> Result<()>;
+    /// Every stored group state.
+    fn load_groups(&self) -> Result<Vec<(String, Vec<u8>)>>;
 }
 
 const TOPICS: TableDefinition<&str, &[u8]> = TableDefinition::new("topics");
 const OFFSETS: TableDefinition<&str, &[u8]> = TableDefinition::new("offsets");
 const PRODUCERS: TableDefinition<&str, &[u8]> = TableDefinition::new("producers");
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+const GROUPS: TableDefinition<&str, &[u8]> = TableDefinition::new("groups");
 
 /// The redb-backed store.
 pub struct RedbStore {
@@ -99,6 +104,7 @@ impl RedbStore {
             tx.open_table(OFFSETS).map_err(st)?;
             tx.open_table(PRODUCERS).map_err(st)?;
             tx.open_table(META).map_err(st)?;
+            tx.open_table(GROUPS).map_err(st)?;
         }
         tx.commit().map_err(st)?;
         Ok(Self { db })
@@ -243,6 +249,19 @@ impl StateStore for RedbStore {
             }
         }
         tx.commit().map_err(st)
+    }
+
+    fn put_group(&self, group: &str, state: &[u8]) -> Result<()> {
+        let tx = self.db.begin_write().map_err(st)?;
+        tx.open_table(GROUPS)
+            .map_err(st)?
+            .insert(group, state)
+            .map_err(st)?;
+        tx.commit().map_err(st)
+    }
+
+    fn load_groups(&self) -> Result<Vec<(String, Vec<u8>)>> {
+        self.scan_prefix(GROUPS, "")
     }
 
     fn load_producers(&self, topic: &str, partition: i32) -> Result<HashMap<i64, ProducerEntry>> {

@@ -15,6 +15,7 @@
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
 use bytes::Bytes;
+use serde::{Deserialize, Serialize};
 
 use crate::error::ErrorCode;
 
@@ -113,6 +114,45 @@ pub enum Output {
     Join(Token, JoinResponse),
     /// Answer to a SyncGroup.
     Sync(Token, SyncResponse),
+    /// Persist this group state (written when a group becomes Stable or Empty),
+    /// so a restarted server can keep its members without a rebalance.
+    Persist(String, GroupSnapshot),
+}
+
+/// A member as persisted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemberSnapshot {
+    /// Member id.
+    pub member_id: String,
+    /// Static id.
+    pub group_instance_id: Option<String>,
+    /// Client id.
+    pub client_id: String,
+    /// Client host.
+    pub client_host: String,
+    /// Session timeout.
+    pub session_timeout_ms: i32,
+    /// Rebalance timeout.
+    pub rebalance_timeout_ms: i32,
+    /// (assignor, metadata) in preference order.
+    pub protocols: Vec<(String, Vec<u8>)>,
+    /// Current assignment.
+    pub assignment: Vec<u8>,
+}
+
+/// A stable or empty group as persisted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupSnapshot {
+    /// Generation.
+    pub generation: i32,
+    /// Protocol type.
+    pub protocol_type: Option<String>,
+    /// Chosen assignor.
+    pub protocol: Option<String>,
+    /// Leader member id.
+    pub leader: Option<String>,
+    /// Members (empty for an Empty group).
+    pub members: Vec<MemberSnapshot>,
 }
 
 /// Group state names as DescribeGroups/ListGroups report them.
@@ -156,6 +196,7 @@ struct Member {
 
 #[derive(Debug, Clone)]
 struct Group {
+    name: String,
     state: GroupState,
     generation: i32,
     protocol_type: Option<String>,
@@ -167,8 +208,9 @@ struct Group {
 }
 
 impl Group {
-    fn new() -> Self {
+    fn new(name: String) -> Self {
         Self {
+            name,
             state: GroupState::Empty,
             generation: 0,
             protocol_type: None,
@@ -176,6 +218,33 @@ impl Group {
             leader: None,
             members: BTreeMap::new(),
             rebalance_deadline_ms: None,
+        }
+    }
+
+    fn snapshot(&self) -> GroupSnapshot {
+        GroupSnapshot {
+            generation: self.generation,
+            protocol_type: self.protocol_type.clone(),
+            protocol: self.protocol.clone(),
+            leader: self.leader.clone(),
+            members: self
+                .members
+                .iter()
+                .map(|(id, m)| MemberSnapshot {
+                    member_id: id.clone(),
+                    group_instance_id: m.group_instance_id.clone(),
+                    client_id: m.client_id.clone(),
+                    client_host: m.client_host.clone(),
+                    session_timeout_ms: m.session_timeout_ms,
+                    rebalance_timeout_ms: m.rebalance_timeout_ms,
+                    protocols: m
+                        .protocols
+                        .iter()
+                        .map(|(p, b)| (p.clone(), b.to_vec()))
+                        .collect(),
+                    assignment: m.assignment.to_vec(),
+                })
+                .collect(),
         }
     }
 }
@@ -222,6 +291,49 @@ impl Coordinator {
     /// A coordinator with no groups.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Restores a persisted group at start-up. Its members get a fresh session
+    /// (as after a Kafka coordinator move), so clients that keep heartbeating
+    /// with their generation carry on without a rebalance; the others expire.
+    pub fn restore(&mut self, now: u64, name: &str, snap: GroupSnapshot) {
+        let mut g = Group::new(name.to_string());
+        g.generation = snap.generation;
+        g.protocol_type = snap.protocol_type;
+        g.protocol = snap.protocol;
+        g.leader = snap.leader;
+        for m in snap.members {
+            g.members.insert(
+                m.member_id,
+                Member {
+                    group_instance_id: m.group_instance_id,
+                    client_id: m.client_id,
+                    client_host: m.client_host,
+                    session_timeout_ms: m
+                        .session_timeout_ms
+                        .clamp(MIN_SESSION_TIMEOUT_MS, MAX_SESSION_TIMEOUT_MS),
+                    rebalance_timeout_ms: m.rebalance_timeout_ms.max(0),
+                    protocols: m
+                        .protocols
+                        .into_iter()
+                        .map(|(p, b)| (p, Bytes::from(b)))
+                        .collect(),
+                    assignment: Bytes::from(m.assignment),
+                    pending_join: None,
+                    pending_sync: None,
+                    last_seen_ms: now,
+                },
+            );
+        }
+        g.state = if g.members.is_empty() {
+            GroupState::Empty
+        } else {
+            GroupState::Stable
+        };
+        if g.members.is_empty() {
+            g.leader = None;
+        }
+        self.groups.insert(name.to_string(), g);
     }
 
     /// Next deferred answer, if any.
@@ -306,7 +418,7 @@ impl Coordinator {
         let g = self
             .groups
             .entry(req.group.clone())
-            .or_insert_with(Group::new);
+            .or_insert_with(|| Group::new(req.group.clone()));
         let compatible = g.members.is_empty()
             || (g.protocol_type.as_deref() == Some(req.protocol_type.as_str())
                 && req.protocols.iter().any(|(p, _)| {
@@ -433,6 +545,7 @@ impl Coordinator {
             g.state = GroupState::Empty;
             g.leader = None;
             g.protocol = None;
+            out.push_back(Output::Persist(g.name.clone(), g.snapshot()));
             return;
         }
         if !g.leader.as_ref().is_some_and(|l| g.members.contains_key(l)) {
@@ -557,6 +670,7 @@ impl Coordinator {
                     }
                 }
                 g.state = GroupState::Stable;
+                out.push_back(Output::Persist(g.name.clone(), g.snapshot()));
             }
         }
     }

@@ -15,14 +15,18 @@ use bytes::Bytes;
 use tokio::sync::{oneshot, Notify};
 
 pub use coordinator::{
-    Coordinator, GroupDescription, JoinRequest, JoinResponse, Output, SyncResponse, Token,
+    Coordinator, GroupDescription, GroupSnapshot, JoinRequest, JoinResponse, Output, SyncResponse,
+    Token,
 };
 
 use crate::error::ErrorCode;
+use crate::state::StateStore;
 use crate::util::now_ms;
 
 struct Shared {
     coordinator: Coordinator,
+    /// Where Stable/Empty group states are persisted (None in tests).
+    store: Option<Arc<dyn StateStore>>,
     joins: HashMap<Token, oneshot::Sender<JoinResponse>>,
     syncs: HashMap<Token, oneshot::Sender<SyncResponse>>,
 }
@@ -37,16 +41,33 @@ pub struct GroupService {
 
 impl Default for GroupService {
     fn default() -> Self {
-        Self::new()
+        Self::new(None)
     }
 }
 
 impl GroupService {
-    /// A service with no groups.
-    pub fn new() -> Self {
+    /// A service that persists group state in `store` and restores what it holds.
+    pub fn new(store: Option<Arc<dyn StateStore>>) -> Self {
+        let mut coordinator = Coordinator::new();
+        if let Some(st) = &store {
+            match st.load_groups() {
+                Ok(groups) => {
+                    for (name, data) in groups {
+                        match serde_json::from_slice::<GroupSnapshot>(&data) {
+                            Ok(snap) => coordinator.restore(now_ms(), &name, snap),
+                            Err(e) => {
+                                tracing::warn!(group = %name, error = %e, "ignoring unreadable group state")
+                            }
+                        }
+                    }
+                }
+                Err(e) => tracing::error!(error = %e, "cannot load group state"),
+            }
+        }
         Self {
             shared: Arc::new(Mutex::new(Shared {
-                coordinator: Coordinator::new(),
+                coordinator,
+                store,
                 joins: HashMap::new(),
                 syncs: HashMap::new(),
             })),
@@ -66,6 +87,17 @@ impl GroupService {
                     if let Some(tx) = s.joins.remove(&t) {
                         // The connection may be gone; its member then expires by session timeout.
                         let _ = tx.send(r);
+                    }
+                }
+                Output::Persist(group, snap) => {
+                    // Written under the lock so snapshots of one group land in order.
+                    if let Some(st) = &s.store {
+                        let r = serde_json::to_vec(&snap)
+                            .map_err(|e| crate::error::QueueError::State(e.to_string()))
+                            .and_then(|v| st.put_group(&group, &v));
+                        if let Err(e) = r {
+                            tracing::error!(group = %group, error = %e, "cannot persist group state");
+                        }
                     }
                 }
                 Output::Sync(t, r) => {

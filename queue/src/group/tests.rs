@@ -19,8 +19,11 @@ fn join_req(member: &str) -> JoinRequest {
     }
 }
 
+/// Answers only; persistence outputs are checked by `persists_and_restores`.
 fn outputs(c: &mut Coordinator) -> Vec<Output> {
-    std::iter::from_fn(|| c.poll_output()).collect()
+    std::iter::from_fn(|| c.poll_output())
+        .filter(|o| !matches!(o, Output::Persist(..)))
+        .collect()
 }
 
 fn join_ok(o: &Output) -> &JoinResponse {
@@ -217,4 +220,49 @@ fn bad_requests_get_errors() {
         ErrorCode::ILLEGAL_GENERATION
     );
     assert_eq!(c.validate_commit(3, "other", "", -1), ErrorCode::NONE);
+}
+
+#[test]
+fn persists_and_restores() {
+    let mut c = Coordinator::new();
+    c.join(0, 1, join_req(""));
+    let m1 = match c.poll_output() {
+        Some(Output::Join(_, r)) => r,
+        other => panic!("{other:?}"),
+    };
+    c.sync(
+        0,
+        2,
+        "g",
+        &m1.member_id,
+        m1.generation,
+        vec![(m1.member_id.clone(), Bytes::from_static(b"a"))],
+    );
+    let all: Vec<Output> = std::iter::from_fn(|| c.poll_output()).collect();
+    let snap = all
+        .iter()
+        .find_map(|o| match o {
+            Output::Persist(g, s) if g == "g" => Some(s.clone()),
+            _ => None,
+        })
+        .expect("stable group persisted");
+    assert_eq!(snap.members.len(), 1);
+    // A restarted coordinator keeps the member: heartbeat and commit work at once.
+    let mut c2 = Coordinator::new();
+    c2.restore(50_000, "g", snap);
+    assert_eq!(
+        c2.heartbeat(50_001, "g", &m1.member_id, m1.generation),
+        ErrorCode::NONE
+    );
+    assert_eq!(
+        c2.validate_commit(50_001, "g", &m1.member_id, m1.generation),
+        ErrorCode::NONE
+    );
+    c2.sync(50_002, 3, "g", &m1.member_id, m1.generation, vec![]);
+    assert!(
+        matches!(&outputs(&mut c2)[..], [Output::Sync(3, s)] if s.assignment == Bytes::from_static(b"a"))
+    );
+    // Without heartbeats it expires as usual.
+    c2.handle_timeout(50_002 + 10_000);
+    assert!(c2.is_inactive("g"));
 }
