@@ -158,7 +158,9 @@ impl<S: Transport> Connection<S> {
                     tracing::debug!(conn = self.id, error = %e, "bad packet");
                     let why: &'static str = match e {
                         mqtt::DecodeError::Malformed(m) | mqtt::DecodeError::Protocol(m) => m,
-                        mqtt::DecodeError::TopicName(m) | mqtt::DecodeError::TopicFilter(m) => m,
+                        mqtt::DecodeError::TopicName(m)
+                        | mqtt::DecodeError::TopicFilter(m)
+                        | mqtt::DecodeError::TopicAlias(m) => m,
                         mqtt::DecodeError::TooLarge { .. } => {
                             "[MQTT-3.1.2-24] packet exceeds Maximum Packet Size"
                         }

@@ -22,6 +22,9 @@ pub enum DecodeError {
     /// A PUBLISH or will topic name is not valid (0x90).
     #[error("invalid topic name: {0}")]
     TopicName(&'static str),
+    /// A Topic Alias of 0 (0x94, v5 §3.3.2.3.4).
+    #[error("invalid topic alias: {0}")]
+    TopicAlias(&'static str),
     /// A SUBSCRIBE/UNSUBSCRIBE filter is not valid (0x8F).
     #[error("invalid topic filter: {0}")]
     TopicFilter(&'static str),
@@ -37,6 +40,7 @@ impl DecodeError {
             DecodeError::UnsupportedProtocol(_) => ReasonCode::UNSUPPORTED_PROTOCOL_VERSION,
             DecodeError::TopicName(_) => ReasonCode::TOPIC_NAME_INVALID,
             DecodeError::TopicFilter(_) => ReasonCode::TOPIC_FILTER_INVALID,
+            DecodeError::TopicAlias(_) => ReasonCode::TOPIC_ALIAS_INVALID,
         }
     }
 }

@@ -132,7 +132,6 @@ async fn topic_alias_above_maximum_gets_0x94() {
 }
 
 #[tokio::test]
-#[ignore = "hub bug: Topic Alias 0 gets DISCONNECT 0x82 from the decoder instead of 0x94"]
 async fn topic_alias_zero_gets_0x94() {
     let hub = TestHub::start().await;
     let mut p = RawClient::v5(hub.addr, "p").await;

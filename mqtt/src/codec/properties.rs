@@ -210,7 +210,14 @@ pub fn read(r: &mut Reader, ctx: PropCtx) -> Result<Properties, DecodeError> {
                 p.receive_maximum = Some(non_zero_u16(r.u16()?, RECEIVE_MAX_ZERO)?)
             }
             id::TOPIC_ALIAS_MAXIMUM => p.topic_alias_maximum = Some(r.u16()?),
-            id::TOPIC_ALIAS => p.topic_alias = Some(non_zero_u16(r.u16()?, TOPIC_ALIAS_ZERO)?),
+            id::TOPIC_ALIAS => {
+                // The receiver answers 0x94 (Topic Alias invalid), not 0x82.
+                let alias = r.u16()?;
+                if alias == 0 {
+                    return Err(DecodeError::TopicAlias(TOPIC_ALIAS_ZERO));
+                }
+                p.topic_alias = Some(alias);
+            }
             id::MAXIMUM_QOS => p.maximum_qos = Some(zero_or_one(r.u8()?, MAX_QOS_RANGE)?),
             id::RETAIN_AVAILABLE => {
                 p.retain_available = Some(zero_or_one(r.u8()?, RETAIN_AVAIL_RANGE)?)

@@ -620,6 +620,12 @@ impl ServerSession {
 
     fn on_publish(&mut self, mut p: Publish, now: Instant) {
         let v5 = self.protocol.is_v5();
+        if !p.properties.subscription_identifiers.is_empty() {
+            return self.close_error(
+                ReasonCode::PROTOCOL_ERROR,
+                "[MQTT-3.3.4-6] PUBLISH from a client carries a Subscription Identifier",
+            );
+        }
         if p.qos > self.cfg.max_qos {
             return self.close_error(
                 ReasonCode::QOS_NOT_SUPPORTED,
