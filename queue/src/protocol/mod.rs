@@ -52,9 +52,12 @@ pub fn encode_response<R: Encodable>(
 ) -> Reply {
     let mut header = ResponseHeader::default();
     header.correlation_id = correlation_id;
-    let mut buf = BytesMut::with_capacity(256);
-    buf.put_i32(0);
     let hv = api.response_header_version(version);
+    // Size the buffer once: a multi-megabyte fetch response would otherwise be
+    // copied again on every doubling while it is encoded.
+    let size = header.compute_size(hv).unwrap_or(0) + body.compute_size(version).unwrap_or(0);
+    let mut buf = BytesMut::with_capacity(4 + size);
+    buf.put_i32(0);
     if let Err(e) = header
         .encode(&mut buf, hv)
         .and_then(|_| body.encode(&mut buf, version))
