@@ -366,3 +366,48 @@ async fn garbage_never_panics() {
         }
     }
 }
+
+fn fetch_at(offset: i64, max_wait_ms: i32) -> FetchRequest {
+    let mut req = FetchRequest::default();
+    req.max_bytes = 1 << 20;
+    req.max_wait_ms = max_wait_ms;
+    req.min_bytes = 1;
+    let mut t = fetch_request::FetchTopic::default();
+    t.topic = TopicName(s("t"));
+    let mut p = fetch_request::FetchPartition::default();
+    p.fetch_offset = offset;
+    p.partition_max_bytes = 1 << 20;
+    t.partitions.push(p);
+    req.topics.push(t);
+    req
+}
+
+#[tokio::test]
+async fn fetch_long_polls_until_data_or_max_wait() {
+    let (_dir, b) = broker();
+    // Nothing at the high watermark: the fetch waits out max_wait_ms, then answers empty.
+    let start = std::time::Instant::now();
+    let r: FetchResponse = roundtrip(&b, ApiKey::Fetch, 11, &fetch_at(3, 300)).await;
+    assert!(start.elapsed() >= std::time::Duration::from_millis(290));
+    assert!(r.responses[0].partitions[0]
+        .records
+        .as_ref()
+        .is_some_and(|d| d.is_empty()));
+    // An append while it waits wakes it at once.
+    let b2 = b.clone();
+    let writer = tokio::spawn(async move {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        b2.append_raw("t", 0, &make_batch(1, 5_000, Compression::None))
+            .unwrap();
+    });
+    let start = std::time::Instant::now();
+    let r: FetchResponse = roundtrip(&b, ApiKey::Fetch, 11, &fetch_at(3, 20_000)).await;
+    assert!(
+        start.elapsed() < std::time::Duration::from_secs(5),
+        "woken by the append"
+    );
+    let p = &r.responses[0].partitions[0];
+    assert_eq!(p.high_watermark, 4);
+    assert!(p.records.as_ref().is_some_and(|d| !d.is_empty()));
+    writer.await.unwrap();
+}
