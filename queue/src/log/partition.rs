@@ -506,7 +506,7 @@ impl Partition {
         Ok(deleted)
     }
 
-    /// Seals the active segment (used at shutdown so the next start skips the scan).
+    /// fsyncs the active segment at shutdown (it is scanned again at the next start).
     pub fn close(&self) -> Result<()> {
         let inner = self.lock();
         if let Some(active) = inner.segments.last() {

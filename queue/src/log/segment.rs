@@ -73,6 +73,9 @@ impl Segment {
             .create(true)
             .truncate(true)
             .open(log_path(dir, base_offset))?;
+        // Make the new name durable too, or a power loss could drop the whole
+        // file even though its data was fsynced later.
+        File::open(dir)?.sync_all()?;
         Ok(Self {
             base_offset,
             next_offset: base_offset,
