@@ -43,7 +43,9 @@ pub struct BatchHeader {
 impl BatchHeader {
     /// Offset of the last record.
     pub fn last_offset(&self) -> i64 {
-        self.base_offset + i64::from(self.last_offset_delta)
+        // Saturating: base offsets read back from a damaged file are not CRC-protected.
+        self.base_offset
+            .saturating_add(i64::from(self.last_offset_delta))
     }
 
     /// Sequence number of the last record.

@@ -194,7 +194,7 @@ impl Partition {
                 let mut patched = *h;
                 patched.base_offset = next;
                 first_base.get_or_insert(next);
-                next = patched.last_offset() + 1;
+                next = patched.last_offset().saturating_add(1);
                 headers.push(patched);
             }
             let log_start = self.log_start_offset();
@@ -246,7 +246,7 @@ impl Partition {
             return Ok(());
         };
         let too_big = active.size + incoming > cfg.segment_bytes;
-        let too_old = now_ms.saturating_sub(active.created_ms) >= cfg.segment_ms as i64;
+        let too_old = now_ms.saturating_sub(active.created_ms) >= ms_i64(cfg.segment_ms);
         if active.size > 0 && (too_big || too_old) {
             Self::roll(inner, now_ms)?;
         }
@@ -477,10 +477,10 @@ impl Partition {
     pub fn enforce_retention(&self, cfg: &LogConfig, now_ms: i64) -> Result<usize> {
         let mut inner = self.lock();
         let expired = |s: &Segment| {
-            s.size > 0 && now_ms.saturating_sub(s.max_timestamp) > cfg.retention_ms as i64
+            s.size > 0 && now_ms.saturating_sub(s.max_timestamp) > ms_i64(cfg.retention_ms)
         };
         if let Some(active) = inner.segments.last() {
-            let old = now_ms.saturating_sub(active.created_ms) >= cfg.segment_ms as i64;
+            let old = now_ms.saturating_sub(active.created_ms) >= ms_i64(cfg.segment_ms);
             if active.size > 0 && (expired(active) || old) {
                 Self::roll(&mut inner, now_ms)?;
             }
@@ -568,4 +568,9 @@ fn decode_batch_at(plan: &ReadPlan, hw: i64) -> Result<Vec<Record>> {
     let set = RecordBatchDecoder::decode(&mut b)
         .map_err(|_| QueueError::Corrupt("stored batch does not decode"))?;
     Ok(set.records)
+}
+
+/// A configured duration in ms as an i64 (huge values mean "never").
+fn ms_i64(ms: u64) -> i64 {
+    i64::try_from(ms).unwrap_or(i64::MAX)
 }

@@ -130,7 +130,8 @@ impl Segment {
             let Ok(h) = batch::parse_header(&header_buf) else {
                 break;
             };
-            if pos + h.size as u64 > file_len || h.base_offset < seg.next_offset {
+            // Offsets are assigned contiguously, so any other base offset is damage.
+            if pos + h.size as u64 > file_len || h.base_offset != seg.next_offset {
                 break;
             }
             if verify {
@@ -175,7 +176,7 @@ impl Segment {
         }
         self.bytes_since_index += h.size as u64;
         self.max_timestamp = self.max_timestamp.max(h.max_timestamp);
-        self.next_offset = h.last_offset() + 1;
+        self.next_offset = h.last_offset().saturating_add(1);
         self.size = pos + h.size as u64;
     }
 
