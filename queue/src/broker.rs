@@ -8,16 +8,14 @@ use std::ops::Range;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, RwLock};
 
-use bytes::{Bytes, BytesMut};
-use kafka_protocol::protocol::StrBytes;
-use kafka_protocol::records::{
-    Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-};
+use bytes::Bytes;
+use kafka_protocol::records::Record;
 use tokio::sync::Notify;
 
 use crate::config::{FlushPolicy, QueueConfig};
 use crate::error::{QueueError, Result};
 use crate::group::GroupService;
+use crate::log::encode::{encode_batch, EncodeRecord};
 use crate::log::{Appended, Partition, ReadResult};
 use crate::state::{CommittedOffset, RedbStore, StateStore, TopicMeta};
 use crate::topic::{self, Topic};
@@ -49,7 +47,7 @@ pub struct StoredMessage {
     pub key: Option<Bytes>,
     /// Value.
     pub value: Option<Bytes>,
-    /// Headers (first value per name; the raw batch keeps all).
+    /// Headers, one value per name (the last); `fetch_raw` returns every header as stored.
     pub headers: Vec<(String, Option<Bytes>)>,
 }
 
@@ -336,52 +334,28 @@ impl Broker {
         r
     }
 
-    /// Appends messages in-process (one uncompressed batch); returns their offsets.
+    /// Appends messages in-process (one uncompressed batch, headers kept in
+    /// order even when names repeat); returns their offsets.
     pub fn append(&self, topic: &str, partition: i32, messages: &[Message]) -> Result<Range<i64>> {
         if messages.is_empty() {
             let hw = self.high_watermark(topic, partition)?;
             return Ok(hw..hw);
         }
         let now = now_ms_i64();
-        let records: Vec<Record> = messages
+        let records: Vec<EncodeRecord<'_>> = messages
             .iter()
-            .enumerate()
-            .map(|(i, m)| Record {
-                transactional: false,
-                control: false,
-                delete_horizon: false,
-                partition_leader_epoch: 0,
-                producer_id: -1,
-                producer_epoch: -1,
-                timestamp_type: TimestampType::Creation,
-                offset: i as i64,
-                // offset - sequence must stay constant for the encoder to keep one batch;
-                // this yields base sequence -1 (no idempotence), as Kafka expects.
-                sequence: i as i32 - 1,
-                timestamp: if m.timestamp_ms > 0 {
+            .map(|m| EncodeRecord {
+                key: m.key.as_deref(),
+                value: m.value.as_deref(),
+                headers: &m.headers,
+                timestamp_ms: if m.timestamp_ms > 0 {
                     m.timestamp_ms
                 } else {
                     now
                 },
-                key: m.key.clone(),
-                value: m.value.clone(),
-                headers: m
-                    .headers
-                    .iter()
-                    .map(|(k, v)| (StrBytes::from_string(k.clone()), v.clone()))
-                    .collect(),
             })
             .collect();
-        let mut buf = BytesMut::new();
-        RecordBatchEncoder::encode(
-            &mut buf,
-            &records,
-            &RecordEncodeOptions {
-                version: 2,
-                compression: Compression::None,
-            },
-        )
-        .map_err(|e| QueueError::InvalidArgument(format!("cannot encode batch: {e}")))?;
+        let buf = encode_batch(&records);
         let a = self.append_raw(topic, partition, &buf)?;
         Ok(a.base_offset..a.next_offset)
     }

@@ -82,7 +82,7 @@ fn confluent_codecs_and_offsets_for_times() {
     assert_eq!(
         m.headers.len(),
         1,
-        "decoded view keeps the first of each name"
+        "the decoded view holds one value per name"
     );
     srv.stop();
 }

@@ -2,6 +2,7 @@
 //! `partition.rs` for the write path and `segment.rs` for the file layout).
 
 pub mod batch;
+pub mod encode;
 pub mod partition;
 pub mod producer;
 pub mod segment;

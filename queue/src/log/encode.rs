@@ -1,0 +1,122 @@
+//! Encodes in-process appends as one uncompressed v2 record batch.
+//!
+//! Written here rather than with kafka-protocol's encoder because that one
+//! keeps record headers in a map, and repeated header names (MQTT user
+//! properties may repeat) must survive as sent.
+
+use bytes::{BufMut, Bytes, BytesMut};
+
+/// One record to encode.
+pub struct EncodeRecord<'a> {
+    /// Key.
+    pub key: Option<&'a [u8]>,
+    /// Value.
+    pub value: Option<&'a [u8]>,
+    /// Headers in order; names may repeat.
+    pub headers: &'a [(String, Option<Bytes>)],
+    /// Create time in ms.
+    pub timestamp_ms: i64,
+}
+
+fn put_varlong(buf: &mut BytesMut, v: i64) {
+    let mut z = ((v << 1) ^ (v >> 63)) as u64;
+    while z >= 0x80 {
+        buf.put_u8((z as u8) | 0x80);
+        z >>= 7;
+    }
+    buf.put_u8(z as u8);
+}
+
+fn put_bytes(buf: &mut BytesMut, b: Option<&[u8]>) {
+    match b {
+        Some(b) => {
+            put_varlong(buf, b.len() as i64);
+            buf.put_slice(b);
+        }
+        None => put_varlong(buf, -1),
+    }
+}
+
+/// Encodes `records` (at least one) as a batch with base offset 0.
+pub fn encode_batch(records: &[EncodeRecord<'_>]) -> Bytes {
+    let base_ts = records.first().map_or(0, |r| r.timestamp_ms);
+    let max_ts = records
+        .iter()
+        .map(|r| r.timestamp_ms)
+        .max()
+        .unwrap_or(base_ts);
+    let mut body = BytesMut::new();
+    let mut rec = BytesMut::new();
+    for (i, r) in records.iter().enumerate() {
+        rec.clear();
+        rec.put_i8(0); // record attributes: unused
+        put_varlong(&mut rec, r.timestamp_ms.saturating_sub(base_ts));
+        put_varlong(&mut rec, i as i64);
+        put_bytes(&mut rec, r.key);
+        put_bytes(&mut rec, r.value);
+        put_varlong(&mut rec, r.headers.len() as i64);
+        for (name, value) in r.headers {
+            put_bytes(&mut rec, Some(name.as_bytes()));
+            put_bytes(&mut rec, value.as_deref());
+        }
+        put_varlong(&mut body, rec.len() as i64);
+        body.put_slice(&rec);
+    }
+    let mut out = BytesMut::with_capacity(61 + body.len());
+    out.put_i64(0); // base offset, patched on append
+    out.put_i32((49 + body.len()) as i32); // batch length: bytes after this field
+    out.put_i32(0); // partition leader epoch
+    out.put_i8(2); // magic
+    out.put_u32(0); // CRC, filled below
+    out.put_i16(0); // attributes: no compression, create time
+    out.put_i32(records.len().saturating_sub(1) as i32);
+    out.put_i64(base_ts);
+    out.put_i64(max_ts);
+    out.put_i64(-1); // producer id
+    out.put_i16(-1); // producer epoch
+    out.put_i32(-1); // base sequence
+    out.put_i32(records.len() as i32);
+    out.put_slice(&body);
+    let crc = crc32c::crc32c(&out[21..]);
+    out[17..21].copy_from_slice(&crc.to_be_bytes());
+    out.freeze()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kafka_protocol::records::RecordBatchDecoder;
+
+    #[test]
+    fn decodes_with_kafka_protocol_and_keeps_repeated_headers() {
+        let headers = vec![
+            ("p".to_string(), Some(Bytes::from_static(b"1"))),
+            ("p".to_string(), None),
+        ];
+        let recs = [
+            EncodeRecord {
+                key: Some(b"k"),
+                value: Some(b"v"),
+                headers: &headers,
+                timestamp_ms: 1_000,
+            },
+            EncodeRecord {
+                key: None,
+                value: None,
+                headers: &[],
+                timestamp_ms: 900,
+            },
+        ];
+        let b = encode_batch(&recs);
+        let parsed = crate::log::batch::split_batches(&b).unwrap();
+        assert_eq!(parsed[0].0.max_timestamp, 1_000);
+        assert_eq!(b.windows(1).filter(|w| w == b"p").count(), 2);
+        let mut buf = b.clone();
+        let set = RecordBatchDecoder::decode(&mut buf).unwrap();
+        assert_eq!(set.records.len(), 2);
+        assert_eq!(set.records[0].key.as_deref(), Some(&b"k"[..]));
+        assert_eq!(set.records[1].timestamp, 900);
+        assert_eq!(set.records[1].offset, 1);
+        assert!(set.records[1].value.is_none());
+    }
+}
