@@ -1,6 +1,7 @@
 //! kcat (librdkafka 2.0 from Debian) against the in-process server:
 //! metadata, produce with every compression codec, consume from the
-//! beginning, and offset lookup by timestamp.
+//! beginning, offset lookup by timestamp, and the balanced consumer (-G)
+//! committing and resuming.
 
 mod common;
 
@@ -104,5 +105,45 @@ fn kcat_produce_consume_every_codec_and_query_by_time() {
         offs.contains("offset 0"),
         "first message is after t=1: {offs}"
     );
+    srv.stop();
+}
+
+#[test]
+fn kcat_balanced_consumer_commits_and_resumes() {
+    require_command("kcat", &["-V"]);
+    let dir = tempdir();
+    let srv = InProc::start(config(dir.path()));
+    let b = srv.bootstrap();
+    let produce = |lines: &str| {
+        kcat(
+            &["-b", &b, "-P", "-t", "kg", "-X", "acks=all"],
+            lines.as_bytes(),
+        )
+    };
+    // -G: librdkafka's balanced consumer (JoinGroup/SyncGroup/Heartbeat, auto commit on exit).
+    let consume = || {
+        kcat(
+            &[
+                "-b",
+                &b,
+                "-G",
+                "kgroup",
+                "kg",
+                "-e",
+                "-f",
+                "%o %s\n",
+                "-X",
+                "auto.offset.reset=earliest",
+            ],
+            b"",
+        )
+    };
+    produce("a\nb\nc\n");
+    assert_eq!(consume(), "0 a\n1 b\n2 c\n");
+    assert_eq!(consume(), "", "resumes at the committed offset");
+    produce("d\ne\n");
+    assert_eq!(consume(), "3 d\n4 e\n");
+    let lag = srv.broker.group_lag("kgroup").unwrap();
+    assert_eq!(lag.iter().map(|l| l.lag).sum::<i64>(), 0);
     srv.stop();
 }
