@@ -23,9 +23,12 @@ use crate::shared::{Phase, Shared};
 use crate::stats::{add, LocalRecorder};
 use crate::transport;
 
-/// Read buffer growth step; a packet larger than this just grows it more,
-/// up to the decoder's size limit.
+/// Read buffer growth step for connections that carry messages; a packet
+/// larger than this just grows it more, up to the decoder's size limit.
 const READ_CHUNK: usize = 16 * 1024;
+/// Idle and churn connections only see CONNACK and PINGRESP: small buffers
+/// keep 10,000s of them cheap for the load generator.
+const IDLE_CHUNK: usize = 512;
 
 /// Tracks the one-time setup signal (connected and, for subscribers,
 /// subscribed, or failed): releases the dial permit and bumps `settled`.
@@ -132,8 +135,13 @@ async fn connection(
     let protocol = plan.protocol;
     let max_packet = (plan.size + 64 * 1024).max(1 << 20);
     let mut session = ClientSession::new(client_config(spec, plan));
-    let mut rbuf = BytesMut::with_capacity(READ_CHUNK);
-    let mut wbuf = BytesMut::with_capacity(READ_CHUNK);
+    let chunk = match spec.role {
+        Role::Idle | Role::Churn { .. } => IDLE_CHUNK,
+        Role::Publisher { .. } | Role::Subscriber { .. } => READ_CHUNK,
+    };
+    let mut rbuf = BytesMut::with_capacity(chunk);
+    // Grows on demand; idle connections only ever write CONNECT and PINGREQ.
+    let mut wbuf = BytesMut::with_capacity(IDLE_CHUNK);
     session.start(Instant::now());
 
     let mut phase = *phase_rx.borrow_and_update();
@@ -287,8 +295,8 @@ async fn connection(
                                 }
                             }
                         }
-                        if rbuf.capacity() - rbuf.len() < READ_CHUNK / 4 {
-                            rbuf.reserve(READ_CHUNK);
+                        if rbuf.capacity() - rbuf.len() < chunk / 4 {
+                            rbuf.reserve(chunk);
                         }
                     }
                 }

@@ -24,6 +24,7 @@ pub mod roles;
 pub mod run;
 pub mod runner;
 pub mod shared;
+pub mod sim;
 pub mod stats;
 pub mod svg;
 pub mod transport;

@@ -37,6 +37,9 @@ enum Command {
     Churn(RunOptions),
     /// Start the hub and mosquitto and run the standard set against both.
     Compare(CompareOptions),
+    /// Drive the hub in-process over in-memory transports: RSS per session,
+    /// fan-out time.
+    Sim(loadtest::sim::SimOptions),
     /// Internal: a worker process of `--workers`.
     #[command(hide = true)]
     Worker,
@@ -65,6 +68,11 @@ fn main() -> anyhow::Result<()> {
             Command::Churn(o) => (Scenario::Churn, o),
             Command::Compare(o) => return loadtest::compare::run(o).await,
             Command::Worker => return loadtest::worker::run_child().await,
+            Command::Sim(o) => {
+                let r = loadtest::sim::run(o).await?;
+                print!("{}", loadtest::sim::table(&r));
+                return Ok(());
+            }
         };
         let result = loadtest::run_scenario(scenario, &opts).await?;
         print!("{}", report::table(&result));

@@ -1,5 +1,6 @@
 //! Shared test helpers: an in-process hub on a free port, and options
-//! pointing a short run at it.
+//! pointing a short run at it. Not every test file uses every helper.
+#![allow(dead_code)]
 
 use hub::{Config, HubHandle};
 use loadtest::RunOptions;
