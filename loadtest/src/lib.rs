@@ -14,6 +14,7 @@ pub mod html;
 pub mod machine;
 pub mod options;
 pub mod payload;
+pub mod pipe;
 pub mod plan;
 pub mod procstat;
 pub mod progress;

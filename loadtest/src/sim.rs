@@ -5,8 +5,9 @@
 //! It reports the RSS each connected session costs (every session holds
 //! one subscription), the RSS each offline persistent session costs, and
 //! the time one publish takes to reach every connected subscriber. The
-//! in-memory transport's own cost is calibrated separately at the end and
-//! subtracted, so the per-session figure is the hub's.
+//! in-memory transport (`pipe`) is readable-aware like a TCP socket, and its
+//! own cost is calibrated separately at the end and subtracted, so the
+//! per-session figure is the hub's.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -17,11 +18,12 @@ use clap::Args;
 use mqtt::session::client::{ClientConfig, ClientEvent, ClientSession};
 use mqtt::{Packet, Protocol, Publish, QoS, SubscribeFilter, SubscriptionOptions};
 use serde::{Deserialize, Serialize};
-use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use crate::options::MqttVersion;
+use crate::pipe::{self, ClientEnd};
 use crate::procstat;
 
 /// Bytes each direction of an in-memory transport may hold.
@@ -81,7 +83,7 @@ fn rss() -> u64 {
 
 /// The client side of one in-memory connection, after its handshake.
 struct SimClient {
-    stream: DuplexStream,
+    stream: ClientEnd,
     rbuf: BytesMut,
     protocol: Protocol,
 }
@@ -92,7 +94,7 @@ impl SimClient {
         while let Some(p) = session.poll_transmit() {
             mqtt::codec::encode(&p, self.protocol, &mut out)?;
         }
-        self.stream.write_all(&out).await?;
+        self.stream.send(&out).await?;
         Ok(())
     }
 
@@ -102,7 +104,7 @@ impl SimClient {
                 return Ok(p);
             }
             self.rbuf.reserve(256);
-            if self.stream.read_buf(&mut self.rbuf).await? == 0 {
+            if self.stream.inner.read_buf(&mut self.rbuf).await? == 0 {
                 bail!("hub closed the connection");
             }
         }
@@ -153,7 +155,7 @@ impl Sim {
         filter: &str,
         persistent: bool,
     ) -> anyhow::Result<(SimClient, ClientSession)> {
-        let (client, server) = tokio::io::duplex(DUPLEX_BUF);
+        let (client, server) = pipe::pair(DUPLEX_BUF);
         let conn = hub::connection::Connection::new(self.broker.clone(), server);
         tokio::spawn(conn.run(self.shutdown.clone()));
         let mut config = ClientConfig::new(client_id, self.protocol);
@@ -315,12 +317,12 @@ pub async fn run(o: SimOptions) -> anyhow::Result<SimResult> {
     let before = rss();
     let mut pairs = Vec::with_capacity(o.calibrate);
     for _ in 0..o.calibrate {
-        let (mut a, mut b) = tokio::io::duplex(DUPLEX_BUF);
+        let (mut a, mut b) = pipe::pair(DUPLEX_BUF);
         let mut buf = [0u8; 64];
-        a.write_all(&[0u8; 40]).await?;
+        a.send(&[0u8; 40]).await?;
         b.read_exact(&mut buf[..40]).await?;
         b.write_all(&[0u8; 10]).await?;
-        a.read_exact(&mut buf[..10]).await?;
+        a.inner.read_exact(&mut buf[..10]).await?;
         pairs.push((a, b));
     }
     r.transport_bytes_per_session = rss().saturating_sub(before) as f64 / o.calibrate.max(1) as f64;
@@ -345,7 +347,7 @@ pub async fn run(o: SimOptions) -> anyhow::Result<SimResult> {
             c.write_pending(&mut session).await?;
             // Wait for the hub to close its side: the session is parked.
             let mut sink = [0u8; 64];
-            while c.stream.read(&mut sink).await? > 0 {}
+            while c.stream.inner.read(&mut sink).await? > 0 {}
             Ok(())
         }
     })
@@ -354,8 +356,21 @@ pub async fn run(o: SimOptions) -> anyhow::Result<SimResult> {
     tokio::time::sleep(Duration::from_millis(o.settle_ms)).await;
     r.rss_per_offline_session = rss().saturating_sub(before) as f64 / o.offline.max(1) as f64;
 
-    let _ = stop_tx.send(true);
+    // Close the clients and let the hub's connection tasks wind down before
+    // the hub's store goes away under them.
     drop(clients);
+    let _ = stop_tx.send(true);
+    let quiet = Instant::now() + Duration::from_secs(30);
+    while hub
+        .broker
+        .metrics
+        .connections_current
+        .load(std::sync::atomic::Ordering::Relaxed)
+        > 0
+        && Instant::now() < quiet
+    {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     if tokio::time::timeout(Duration::from_secs(30), hub.shutdown())
         .await
         .is_err()
