@@ -53,6 +53,9 @@ struct Target {
     shared: Option<SharedOrigin>,
 }
 
+/// Up to this many targets, duplicates are found by a linear search.
+const SMALL_FANOUT: usize = 8;
+
 struct Collector<'a> {
     message: &'a Message,
     strategy: SharedStrategy,
@@ -61,6 +64,18 @@ struct Collector<'a> {
 }
 
 impl Collector<'_> {
+    /// The plain target already collected for this subscriber, if any. Small
+    /// fan-outs search the list instead of paying for a hash map per publish.
+    fn find(&self, key: usize) -> Option<usize> {
+        if self.targets.len() <= SMALL_FANOUT && self.index.is_empty() {
+            self.targets
+                .iter()
+                .position(|t| t.shared.is_none() && Arc::as_ptr(&t.session) as usize == key)
+        } else {
+            self.index.get(&key).copied()
+        }
+    }
+
     fn add(&mut self, e: &SubEntry<SessionShared>, shared: Option<SharedOrigin>) {
         // [MQTT-3.8.3-3] No Local: not back to the publisher.
         if e.options.no_local
@@ -74,7 +89,7 @@ impl Collector<'_> {
         let retain = e.options.retain_as_published && self.message.retain;
         let key = Arc::as_ptr(&e.subscriber) as usize;
         if shared.is_none() {
-            if let Some(&i) = self.index.get(&key) {
+            if let Some(i) = self.find(key) {
                 // Overlapping subscriptions: one copy, highest QoS, every id.
                 let t = &mut self.targets[i];
                 if t.shared.is_none() {
@@ -84,7 +99,16 @@ impl Collector<'_> {
                     return;
                 }
             }
-            self.index.insert(key, self.targets.len());
+            if self.targets.len() >= SMALL_FANOUT {
+                if self.index.is_empty() {
+                    for (i, t) in self.targets.iter().enumerate() {
+                        if t.shared.is_none() {
+                            self.index.insert(Arc::as_ptr(&t.session) as usize, i);
+                        }
+                    }
+                }
+                self.index.insert(key, self.targets.len());
+            }
         }
         self.targets.push(Target {
             session: e.subscriber.clone(),

@@ -18,6 +18,8 @@ pub struct Config {
     pub persistence: Persistence,
     pub sys: SysConfig,
     pub admin: AdminConfig,
+    /// The embedded Kafka-protocol queue (see the queue crate's config).
+    pub queue: queue::QueueConfig,
     pub log: LogConfig,
 }
 
@@ -30,6 +32,7 @@ impl Default for Config {
             persistence: Persistence::default(),
             sys: SysConfig::default(),
             admin: AdminConfig::default(),
+            queue: queue::QueueConfig::default(),
             log: LogConfig::default(),
         }
     }
@@ -273,6 +276,30 @@ impl Config {
             return invalid("sys.interval_secs", "must be at least 1");
         }
         Ok(())
+    }
+
+    /// Every listener on an ephemeral loopback port and state in `data_dir`:
+    /// for tests and simulations that run many hubs side by side.
+    pub fn ephemeral(data_dir: &Path) -> Config {
+        let mut c = Config {
+            data_dir: data_dir.to_owned(),
+            ..Config::default()
+        };
+        let any = SocketAddr::from(([127, 0, 0, 1], 0));
+        c.mqtt.listen = any;
+        c.admin.listen = any;
+        c.queue.listen = any;
+        c
+    }
+
+    /// Where the embedded queue keeps its data: its own `data_dir` if set,
+    /// else `<data_dir>/queue`.
+    pub fn queue_dir(&self) -> PathBuf {
+        if self.queue.data_dir.as_os_str().is_empty() {
+            self.data_dir.join("queue")
+        } else {
+            self.queue.data_dir.clone()
+        }
     }
 
     pub fn connect_timeout(&self) -> Duration {

@@ -31,6 +31,8 @@ const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 const DRAIN_BATCH: usize = 256;
 /// Read buffer growth step while data flows.
 const READ_CHUNK: usize = 8192;
+/// Read buffer for the first read after an idle period.
+const FIRST_READ: usize = 512;
 
 struct Attached {
     session: Arc<SessionShared>,
@@ -113,7 +115,9 @@ impl<S: Transport> Connection<S> {
                 read = async {
                     if self.rbuf.capacity() == 0 {
                         self.stream.readable().await?;
-                        self.rbuf.reserve(READ_CHUNK);
+                        // Small first: most wake-ups of a quiet client carry one
+                        // small packet; a busy one grows to READ_CHUNK next time.
+                        self.rbuf.reserve(FIRST_READ);
                     } else if self.rbuf.capacity() - self.rbuf.len() < READ_CHUNK / 4 {
                         self.rbuf.reserve(READ_CHUNK);
                     }

@@ -21,6 +21,9 @@ struct Args {
     /// Overrides `mqtt.listen`.
     #[arg(long)]
     mqtt_listen: Option<SocketAddr>,
+    /// Overrides `queue.listen` (the Kafka-protocol port).
+    #[arg(long)]
+    queue_listen: Option<SocketAddr>,
     /// Overrides `admin.listen`.
     #[arg(long)]
     admin_listen: Option<SocketAddr>,
@@ -54,6 +57,9 @@ fn main() -> anyhow::Result<()> {
     }
     if let Some(l) = args.mqtt_listen {
         config.mqtt.listen = l;
+    }
+    if let Some(q) = args.queue_listen {
+        config.queue.listen = q;
     }
     if let Some(a) = args.admin_listen {
         config.admin.listen = a;

@@ -34,6 +34,9 @@ pub struct Queued {
 pub struct Outbox {
     queue: VecDeque<Queued>,
     bytes: usize,
+    /// QoS 0 messages queued: when none, the drop victim is simply the
+    /// oldest, without scanning the queue.
+    qos0: usize,
     max_messages: usize,
     max_bytes: usize,
     next_seq: u64,
@@ -44,6 +47,7 @@ impl Outbox {
         Outbox {
             queue: VecDeque::new(),
             bytes: 0,
+            qos0: 0,
             max_messages,
             max_bytes,
             next_seq: 1,
@@ -74,6 +78,16 @@ impl Outbox {
         self.next_seq = self.next_seq.max(past + 1);
     }
 
+    fn counted_in(&mut self, q: &Queued) {
+        self.bytes += q.message.payload.len();
+        self.qos0 += usize::from(q.qos == QoS::AtMostOnce);
+    }
+
+    fn counted_out(&mut self, q: &Queued) {
+        self.bytes -= q.message.payload.len();
+        self.qos0 -= usize::from(q.qos == QoS::AtMostOnce);
+    }
+
     /// Queues `q`, returning what had to be dropped to make room (possibly
     /// `q` itself, if it alone exceeds the byte limit).
     pub fn push(&mut self, q: Queued) -> Vec<Queued> {
@@ -84,48 +98,61 @@ impl Outbox {
             return dropped;
         }
         while self.queue.len() >= self.max_messages || self.bytes + size > self.max_bytes {
-            let victim = self
-                .queue
-                .iter()
-                .position(|m| m.qos == QoS::AtMostOnce)
-                .unwrap_or(0);
+            let victim = if self.qos0 > 0 {
+                self.queue
+                    .iter()
+                    .position(|m| m.qos == QoS::AtMostOnce)
+                    .unwrap_or(0)
+            } else {
+                0
+            };
             match self.queue.remove(victim) {
                 Some(v) => {
-                    self.bytes -= v.message.payload.len();
+                    self.counted_out(&v);
                     dropped.push(v);
                 }
                 None => break,
             }
         }
-        self.bytes += size;
+        self.counted_in(&q);
         self.queue.push_back(q);
         dropped
     }
 
     /// Puts a message back at the front (the window was full after all).
     pub fn push_front(&mut self, q: Queued) {
-        self.bytes += q.message.payload.len();
+        self.counted_in(&q);
         self.queue.push_front(q);
     }
 
     pub fn pop(&mut self) -> Option<Queued> {
         let q = self.queue.pop_front()?;
-        self.bytes -= q.message.payload.len();
+        self.counted_out(&q);
+        if self.queue.is_empty() && self.queue.capacity() > 64 {
+            // A burst is over: do not keep its queue allocation.
+            self.queue = VecDeque::new();
+        }
         Some(q)
     }
 
     pub fn drain(&mut self) -> Vec<Queued> {
         self.bytes = 0;
-        self.queue.drain(..).collect()
+        self.qos0 = 0;
+        std::mem::take(&mut self.queue).into()
     }
 
     /// Removes and returns the queued messages that came through a shared
     /// subscription.
     pub fn take_shared(&mut self) -> Vec<Queued> {
-        let (shared, keep): (Vec<Queued>, Vec<Queued>) =
-            self.queue.drain(..).partition(|q| q.shared.is_some());
-        self.queue = keep.into();
-        self.bytes = self.queue.iter().map(|q| q.message.payload.len()).sum();
+        let (shared, keep): (Vec<Queued>, Vec<Queued>) = std::mem::take(&mut self.queue)
+            .into_iter()
+            .partition(|q| q.shared.is_some());
+        self.bytes = 0;
+        self.qos0 = 0;
+        for q in keep {
+            self.counted_in(&q);
+            self.queue.push_back(q);
+        }
         shared
     }
 }

@@ -30,6 +30,11 @@ pub struct HubHandle {
     pub mqtt_addr: SocketAddr,
     /// Bound admin API address, if enabled.
     pub admin_addr: Option<SocketAddr>,
+    /// Bound Kafka-protocol queue address, if enabled.
+    pub queue_addr: Option<SocketAddr>,
+    /// The embedded queue, for in-process use (bridge, admin API, tests).
+    pub queue: Option<queue::Broker>,
+    queue_task: Option<tokio::task::JoinHandle<()>>,
     shutdown: watch::Sender<bool>,
     permits: Arc<Semaphore>,
     max_connections: usize,
@@ -55,6 +60,7 @@ pub async fn start(config: Config) -> anyhow::Result<HubHandle> {
     let broker = Arc::new(Broker::new(config, store));
     restore(&broker, loaded);
     let (shutdown, shutdown_rx) = watch::channel(false);
+    let shutdown_rx_queue = shutdown_rx.clone();
     let permits = Arc::new(Semaphore::new(max_connections));
     tracing::info!(%mqtt_addr, "MQTT listener ready");
 
@@ -84,15 +90,60 @@ pub async fn start(config: Config) -> anyhow::Result<HubHandle> {
     } else {
         None
     };
+    let (queue, queue_addr, queue_task) =
+        match start_queue(&broker.config, shutdown_rx_queue).await? {
+            Some((q, addr, task)) => (Some(q), Some(addr), Some(task)),
+            None => (None, None, None),
+        };
     Ok(HubHandle {
         broker,
         mqtt_addr,
         admin_addr,
+        queue_addr,
+        queue,
+        queue_task,
         shutdown,
         permits,
         max_connections,
         writer: Some(writer),
     })
+}
+
+/// Opens the embedded queue and serves the Kafka protocol until shutdown.
+async fn start_queue(
+    config: &Config,
+    mut shutdown: watch::Receiver<bool>,
+) -> anyhow::Result<Option<(queue::Broker, SocketAddr, tokio::task::JoinHandle<()>)>> {
+    if !config.queue.enabled {
+        return Ok(None);
+    }
+    let mut qc = config.queue.clone();
+    qc.data_dir = config.queue_dir();
+    let dir = qc.data_dir.clone();
+    let listen = qc.listen;
+    let q = tokio::task::spawn_blocking(move || queue::Broker::open(qc))
+        .await?
+        .with_context(|| format!("cannot open the queue in {}", dir.display()))?;
+    let listener = match TcpListener::bind(listen).await {
+        Ok(l) => l,
+        Err(e) => {
+            // Devices keep being served even if the Kafka port is taken.
+            tracing::error!(%listen, error = %e, "queue listener not started");
+            return Ok(None);
+        }
+    };
+    let addr = listener.local_addr()?;
+    let server = q.clone();
+    let task = tokio::spawn(async move {
+        let stop = async move {
+            let _ = shutdown.changed().await;
+        };
+        if let Err(e) = server.serve(listener, stop).await {
+            tracing::error!(error = %e, "queue server stopped");
+        }
+    });
+    tracing::info!(%addr, "Kafka-protocol queue ready");
+    Ok(Some((q, addr, task)))
 }
 
 fn restore(broker: &Arc<Broker>, loaded: Loaded) {
@@ -272,6 +323,10 @@ impl HubHandle {
             .is_err()
         {
             tracing::warn!("some connections did not close in time");
+        }
+        if let Some(task) = self.queue_task.take() {
+            // The queue flushes its logs before `serve` returns.
+            let _ = tokio::time::timeout(SHUTDOWN_GRACE, task).await;
         }
         self.broker
             .store

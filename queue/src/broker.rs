@@ -121,6 +121,13 @@ fn random_u128() -> u128 {
 impl Broker {
     /// Opens the queue in `config.data_dir`, recovering every partition.
     pub fn open(config: QueueConfig) -> Result<Self> {
+        if config.data_dir.as_os_str().is_empty() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "queue data_dir is not set",
+            )
+            .into());
+        }
         std::fs::create_dir_all(config.data_dir.join("logs"))?;
         let state: Arc<dyn StateStore> =
             Arc::new(RedbStore::open(&config.data_dir.join("state.redb"))?);

@@ -72,7 +72,11 @@ impl Default for RetentionConfig {
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct QueueConfig {
-    /// Directory holding the segment logs and the state store.
+    /// Whether the hub runs the embedded queue (the standalone `queue-server`
+    /// ignores this).
+    pub enabled: bool,
+    /// Directory holding the segment logs and the state store. Empty means
+    /// `<hub data_dir>/queue` when embedded in the hub.
     pub data_dir: PathBuf,
     /// Address the Kafka listener binds.
     pub listen: SocketAddr,
@@ -106,7 +110,8 @@ pub struct QueueConfig {
 impl Default for QueueConfig {
     fn default() -> Self {
         Self {
-            data_dir: PathBuf::from("data/queue"),
+            enabled: true,
+            data_dir: PathBuf::new(),
             listen: SocketAddr::from(([0, 0, 0, 0], 9092)),
             advertised_host: String::new(),
             advertised_port: 0,
@@ -143,6 +148,7 @@ mod tests {
     fn parses_every_field_and_rejects_unknown_ones() {
         let text = r#"
 [queue]
+enabled = false
 data_dir = "/var/lib/hub/queue"
 listen = "127.0.0.1:9093"
 advertised_host = "queue.example"

@@ -63,9 +63,7 @@ pub async fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
 /// A configuration for tests: loopback ephemeral port, the given folder,
 /// `$SYS` on with a one-second interval, expiry checks every second.
 pub fn test_config(dir: &Path) -> Config {
-    let mut c = Config::default();
-    c.mqtt.listen = "127.0.0.1:0".parse().unwrap();
-    c.data_dir = dir.to_path_buf();
+    let mut c = Config::ephemeral(dir);
     c.sys.interval_secs = 1;
     c.persistence.expiry_check_secs = 1;
     c

@@ -83,9 +83,16 @@ async fn sys_topics_report_broker_statistics() {
         "$SYS/broker/bytes/received",
         "$SYS/broker/bytes/sent",
     ];
-    // Published every `sys.interval_secs` (1 s here) as retained messages.
+    // Published every `sys.interval_secs` (1 s here) as retained messages;
+    // the retained copy sent on subscribe may predate this client, so wait
+    // for a snapshot that counts it.
+    let counts_us = |seen: &HashMap<String, String>| {
+        seen.get("$SYS/broker/clients/connected")
+            .and_then(|v| v.parse::<u64>().ok())
+            .is_some_and(|n| n >= 1)
+    };
     within("all $SYS topics", async {
-        while !wanted.iter().all(|t| seen.contains_key(*t)) {
+        while !wanted.iter().all(|t| seen.contains_key(*t)) || !counts_us(&seen) {
             let p = s.recv_publish().await;
             seen.insert(p.topic, String::from_utf8_lossy(&p.payload).to_string());
         }
