@@ -188,10 +188,12 @@ impl Plan {
             None => None,
         };
         let total_conns = s.publishers + s.subscribers + s.idle;
+        // Rates are for the whole run: each of `workers` processes dials
+        // its share, so its own interval is `workers` times longer.
         let connect_interval = if o.ramp_up > 0.0 && total_conns > 0 {
-            Duration::from_secs_f64(o.ramp_up / total_conns as f64)
+            Duration::from_secs_f64(o.ramp_up * workers as f64 / total_conns as f64)
         } else if o.connect_rate > 0.0 {
-            Duration::from_secs_f64(1.0 / o.connect_rate)
+            Duration::from_secs_f64(workers as f64 / o.connect_rate)
         } else {
             Duration::ZERO
         };

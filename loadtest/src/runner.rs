@@ -94,17 +94,29 @@ pub async fn run(plan: Plan, workers: usize, mut hooks: Hooks) -> anyhow::Result
         let sem = Arc::new(Semaphore::new(plan.connect_concurrency));
         tokio::spawn(async move {
             let mut set = JoinSet::new();
-            let mut next = Instant::now();
-            for spec in plan.subscribers.iter().chain(&plan.others).cloned() {
+            let start = Instant::now();
+            for (k, spec) in plan
+                .subscribers
+                .iter()
+                .chain(&plan.others)
+                .cloned()
+                .enumerate()
+            {
                 let Ok(permit) = sem.clone().acquire_owned().await else {
                     break;
                 };
                 if *shared.phase.borrow() == Phase::Stop {
                     break;
                 }
-                if !plan.connect_interval.is_zero() {
-                    tokio::time::sleep_until(next.into()).await;
-                    next = next.max(Instant::now() - plan.connect_interval) + plan.connect_interval;
+                // Connection k is due at start + k * interval. Timers tick
+                // in milliseconds, so only sleep when a whole tick ahead;
+                // otherwise dial now and let the schedule catch up.
+                let due = start
+                    + plan
+                        .connect_interval
+                        .saturating_mul(u32::try_from(k).unwrap_or(u32::MAX));
+                if due > Instant::now() + Duration::from_millis(1) {
+                    tokio::time::sleep_until(due.into()).await;
                 }
                 set.spawn(driver::run(spec, plan.clone(), shared.clone(), permit));
             }
