@@ -14,7 +14,7 @@ use mqtt::session::server::{
 };
 use mqtt::{codec, LastWill, Protocol, QoS, ReasonCode};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::sync::{oneshot, watch};
+use tokio::sync::{oneshot, watch, OwnedSemaphorePermit};
 
 use crate::admission::Admission;
 use crate::broker::Broker;
@@ -50,6 +50,8 @@ pub struct Connection<S> {
     will: Option<Box<LastWill>>,
     shared_inflight: HashMap<u64, SharedOrigin>,
     close: Option<CloseReason>,
+    /// The listener's connection slot, released when this connection ends.
+    slot: Option<OwnedSemaphorePermit>,
 }
 
 impl<S: Transport> Connection<S> {
@@ -67,7 +69,16 @@ impl<S: Transport> Connection<S> {
             will: None,
             shared_inflight: HashMap::new(),
             close: None,
+            slot: None,
         }
+    }
+
+    /// Holds a connection-limit permit for as long as the connection runs.
+    /// Kept inside the task's own future rather than in a wrapping async
+    /// block, which would store the connection twice.
+    pub fn with_slot(mut self, slot: OwnedSemaphorePermit) -> Connection<S> {
+        self.slot = Some(slot);
+        self
     }
 
     pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) {

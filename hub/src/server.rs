@@ -286,12 +286,8 @@ async fn accept_loop(
             continue;
         };
         let _ = stream.set_nodelay(true);
-        let conn = Connection::new(broker.clone(), stream);
-        let rx = shutdown.clone();
-        tokio::spawn(async move {
-            conn.run(rx).await;
-            drop(permit);
-        });
+        let conn = Connection::new(broker.clone(), stream).with_slot(permit);
+        tokio::spawn(conn.run(shutdown.clone()));
     }
 }
 
