@@ -360,7 +360,8 @@ pub async fn run(o: SimOptions) -> anyhow::Result<SimResult> {
     // the hub's store goes away under them.
     drop(clients);
     let _ = stop_tx.send(true);
-    let quiet = Instant::now() + Duration::from_secs(30);
+    // Closing a million sessions takes a while on two cores.
+    let quiet = Instant::now() + Duration::from_secs(30 + (o.sessions / 10_000) as u64);
     while hub
         .broker
         .metrics
