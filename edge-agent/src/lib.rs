@@ -1,2 +1,17 @@
-//! Edge agent: local MQTT listener, disk buffer and uplink to the hub. Not
-//! yet built.
+//! Edge agent: a gateway's local MQTT listener, a disk buffer that keeps
+//! every accepted message until the hub acknowledged it, and the uplink
+//! that forwards the buffer to the hub.
+//!
+//! `agent` wires the parts: `local` (in-process hub for devices plus the
+//! forwarder into the buffer), `buffer` (segment log, quota, recovery),
+//! `uplink` (MQTT 5 client over a `transport`, with `backoff` and a
+//! watchdog), `ids` (stable message ids and time stamps), `config`.
+
+pub mod agent;
+pub mod backoff;
+pub mod buffer;
+pub mod config;
+pub mod ids;
+pub mod local;
+pub mod transport;
+pub mod uplink;

@@ -1,0 +1,141 @@
+//! Wiring: open the buffer, start the local hub and forwarder, the uplink
+//! and the fsync ticker; stop them in an order that loses nothing.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::buffer::{Buffer, BufferConfig, FsyncPolicy, SharedBuffer};
+use crate::config::Config;
+use crate::ids::Boot;
+use crate::local::{self, Forwarder};
+use crate::uplink::{self, UplinkParams, UplinkStats};
+
+const SUBSCRIBE_TIMEOUT: Duration = Duration::from_secs(10);
+
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    #[error("cannot open the buffer in {path}: {source}")]
+    Buffer {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot start the local listener: {0:#}")]
+    Local(anyhow::Error),
+}
+
+/// A running agent.
+pub struct Agent {
+    pub buffer: SharedBuffer,
+    pub uplink: Arc<UplinkStats>,
+    /// Where local devices connect.
+    pub local_addr: SocketAddr,
+    pub boot: Boot,
+    local_hub: hub::HubHandle,
+    shutdown: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Agent {
+    pub async fn start(config: Config) -> Result<Agent, AgentError> {
+        let boot = Boot::new();
+        let dir = config.buffer_dir();
+        let buffer = Buffer::open(BufferConfig {
+            dir: dir.clone(),
+            segment_bytes: config.buffer.segment_bytes,
+            quota_bytes: config.buffer.quota_bytes,
+            fsync: config.buffer.fsync,
+        })
+        .map_err(|source| AgentError::Buffer { path: dir, source })?;
+        tracing::info!(
+            pending = buffer.pending(),
+            bytes = buffer.disk_bytes(),
+            "buffer opened"
+        );
+        let buffer = SharedBuffer::new(buffer);
+        let (shutdown, shutdown_rx) = watch::channel(false);
+        let local_hub = hub::start(local::hub_config(&config))
+            .await
+            .map_err(AgentError::Local)?;
+        let local_addr = local_hub.mqtt_addr;
+        let stats = Arc::new(UplinkStats::default());
+        let mut tasks = Vec::new();
+        tasks.push(tokio::spawn(uplink::run(
+            UplinkParams::from_config(&config),
+            boot,
+            buffer.clone(),
+            stats.clone(),
+            shutdown_rx.clone(),
+        )));
+        let (subscribed, mut subscribed_rx) = watch::channel(false);
+        let forwarder = Forwarder {
+            gateway_id: config.gateway_id.clone(),
+            rules: config.rules.clone(),
+            default_policy: config.buffer.full_policy,
+            boot,
+            buffer: buffer.clone(),
+            hub_addr: local_addr,
+            subscribed,
+        };
+        tasks.push(tokio::spawn(forwarder.run(shutdown_rx.clone())));
+        // Until the forwarder has subscribed, the local hub would accept
+        // device messages that match no subscriber and keep none of them.
+        let ready = tokio::time::timeout(SUBSCRIBE_TIMEOUT, subscribed_rx.wait_for(|s| *s)).await;
+        if !matches!(ready, Ok(Ok(_))) {
+            let _ = shutdown.send(true);
+            return Err(AgentError::Local(anyhow::anyhow!(
+                "the forwarder did not subscribe on the local listener"
+            )));
+        }
+        if config.buffer.fsync == FsyncPolicy::Interval {
+            tasks.push(tokio::spawn(sync_ticker(
+                buffer.clone(),
+                Duration::from_millis(config.buffer.fsync_interval_ms),
+                shutdown_rx,
+            )));
+        }
+        tracing::info!(%local_addr, gateway = %config.gateway_id, "edge agent running");
+        Ok(Agent {
+            buffer,
+            uplink: stats,
+            local_addr,
+            boot,
+            local_hub,
+            shutdown,
+            tasks,
+        })
+    }
+
+    /// Stops the tasks, then the local hub, then makes the buffer durable.
+    pub async fn shutdown(self) {
+        let _ = self.shutdown.send(true);
+        for t in self.tasks {
+            let _ = t.await;
+        }
+        if let Err(e) = self.local_hub.shutdown().await {
+            tracing::error!(error = %format!("{e:#}"), "local hub shutdown");
+        }
+        let mut b = self.buffer.lock();
+        if let Err(e) = b.sync().and_then(|()| b.flush_acks()) {
+            tracing::error!(error = %e, "final buffer flush");
+        }
+    }
+}
+
+/// The `interval` fsync policy.
+async fn sync_ticker(buffer: SharedBuffer, every: Duration, mut shutdown: watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(every);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {
+                if let Err(e) = buffer.lock().sync() {
+                    tracing::error!(error = %e, "buffer fsync failed");
+                }
+            }
+            _ = shutdown.changed() => return,
+        }
+    }
+}

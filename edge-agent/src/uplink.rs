@@ -1,0 +1,396 @@
+//! The uplink: a tokio task that forwards the disk buffer to the hub over
+//! MQTT 5 with a persistent session, in buffer order, and acks buffer
+//! entries only on the hub's PUBACK.
+//!
+//! One connection at a time: open a transport, drive the `ClientSession`
+//! until the link fails, then wait a jittered exponential backoff and try
+//! again. With `clean_start = false` and a session expiry the hub keeps the
+//! session, and the session resends what was in flight in its original
+//! order; if the hub lost the session, reading restarts at the buffer's
+//! first unacked entry (same ids, so repeats can be dropped downstream).
+//!
+//! The watchdog: while anything is in flight, the oldest unacked message
+//! must make progress (some PUBACK) within `watchdog`; otherwise the link
+//! is torn down, because a link that says "connected" but moves nothing is
+//! worse than a reconnect.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use mqtt::codec;
+use mqtt::session::client::{ClientConfig, ClientEvent, ClientSession, PublishError};
+use mqtt::{Packet, Protocol, Publish, QoS, ReasonCode};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::watch;
+
+use crate::backoff::Backoff;
+use crate::buffer::{Entry, SharedBuffer};
+use crate::config::{Config, Transport};
+use crate::ids::{self, Boot};
+use crate::transport;
+
+/// Largest packet accepted from the hub (we only expect acks).
+const MAX_INCOMING: usize = 1024 * 1024;
+
+/// What the uplink needs from the config, resolved.
+#[derive(Debug, Clone)]
+pub struct UplinkParams {
+    pub gateway_id: String,
+    pub transport: Transport,
+    pub address: String,
+    pub client: ClientConfig,
+    pub connect_timeout: Duration,
+    pub backoff_initial: Duration,
+    pub backoff_max: Duration,
+    pub watchdog: Duration,
+    pub ack_flush: Duration,
+}
+
+impl UplinkParams {
+    pub fn from_config(c: &Config) -> UplinkParams {
+        let u = &c.uplink;
+        let mut client = ClientConfig::new(c.client_id(), Protocol::V5)
+            .with_persistent_session(u.session_expiry_secs)
+            .with_keep_alive(Duration::from_secs(u64::from(u.keep_alive_secs)));
+        if let Some(user) = &u.username {
+            client = client.with_credentials(
+                user.clone(),
+                u.password
+                    .clone()
+                    .map(|p| bytes::Bytes::from(p.into_bytes())),
+            );
+        }
+        client.max_inflight = u.inflight;
+        client.connect_timeout = Duration::from_millis(u.connect_timeout_ms);
+        UplinkParams {
+            gateway_id: c.gateway_id.clone(),
+            transport: u.transport,
+            address: u.address.clone(),
+            client,
+            connect_timeout: Duration::from_millis(u.connect_timeout_ms),
+            backoff_initial: Duration::from_millis(u.backoff_initial_ms),
+            backoff_max: Duration::from_millis(u.backoff_max_ms),
+            watchdog: Duration::from_millis(u.watchdog_ms),
+            ack_flush: Duration::from_millis(u.ack_flush_ms),
+        }
+    }
+}
+
+/// Link counters, readable while the uplink runs.
+#[derive(Debug, Default)]
+pub struct UplinkStats {
+    pub connected: AtomicBool,
+    pub connects: AtomicU64,
+    /// Messages the hub acknowledged with success.
+    pub forwarded: AtomicU64,
+    /// Messages the hub refused (reason >= 0x80); dropped so they cannot
+    /// block the rest forever.
+    pub rejected: AtomicU64,
+    pub watchdog_trips: AtomicU64,
+}
+
+/// Why a connection ended.
+#[derive(Debug, thiserror::Error)]
+enum LinkEnd {
+    #[error("shutdown")]
+    Shutdown,
+    #[error("transport: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("hub closed the connection")]
+    Closed,
+    #[error("bad packet from hub: {0}")]
+    Decode(#[from] mqtt::DecodeError),
+    #[error("cannot encode: {0}")]
+    Encode(#[from] mqtt::EncodeError),
+    #[error("session ended: {0}")]
+    Session(String),
+    #[error("watchdog: no progress for {0:?}")]
+    Watchdog(Duration),
+}
+
+struct Uplink {
+    p: UplinkParams,
+    boot: Boot,
+    session: ClientSession,
+    buffer: SharedBuffer,
+    /// Packet id -> buffer sequence of what is in flight.
+    inflight: HashMap<u16, u64>,
+    /// Next buffer sequence to send.
+    next_read: u64,
+    /// Last PUBACK, or when the window went from empty to busy.
+    last_progress: Instant,
+    /// QoS 0 entries written but not yet acked in the buffer.
+    qos0_sent: Vec<u64>,
+    /// CONNACK accepted on the current connection.
+    reached_connack: bool,
+    stats: Arc<UplinkStats>,
+}
+
+/// Runs until `shutdown` turns true.
+pub async fn run(
+    p: UplinkParams,
+    boot: Boot,
+    buffer: SharedBuffer,
+    stats: Arc<UplinkStats>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let next_read = buffer.lock().first_unacked();
+    let mut backoff = Backoff::new(p.backoff_initial, p.backoff_max);
+    let mut up = Uplink {
+        session: ClientSession::new(p.client.clone()),
+        p,
+        boot,
+        buffer,
+        inflight: HashMap::new(),
+        next_read,
+        last_progress: Instant::now(),
+        qos0_sent: Vec::new(),
+        reached_connack: false,
+        stats,
+    };
+    while !*shutdown.borrow() {
+        match transport::connect(up.p.transport, &up.p.address, up.p.connect_timeout).await {
+            Ok(stream) => {
+                let result = up.connection(stream, &mut shutdown).await;
+                up.session.connection_lost(Instant::now());
+                up.stats.connected.store(false, Ordering::Relaxed);
+                // Events from `connection_lost` (a discarded session).
+                let _ = up.handle_events(Instant::now());
+                match result {
+                    Ok(()) | Err(LinkEnd::Shutdown) => break,
+                    Err(e) => {
+                        if let LinkEnd::Watchdog(_) = e {
+                            up.stats.watchdog_trips.fetch_add(1, Ordering::Relaxed);
+                        }
+                        tracing::warn!(error = %e, "uplink lost");
+                    }
+                }
+                // Reset the backoff only after a connection that really
+                // worked, so a hub refusing CONNECT is not hammered.
+                if std::mem::take(&mut up.reached_connack) {
+                    backoff.reset();
+                }
+            }
+            Err(e) => tracing::debug!(error = %e, address = %up.p.address, "uplink connect failed"),
+        }
+        let delay = backoff.next_delay();
+        // Wait out the backoff unless asked to stop.
+        tokio::select! {
+            _ = tokio::time::sleep(delay) => {}
+            _ = shutdown.changed() => {}
+        }
+    }
+    let flushed = up.buffer.lock().flush_acks();
+    if let Err(e) = flushed {
+        tracing::error!(error = %e, "cannot store the acked position");
+    }
+}
+
+impl Uplink {
+    async fn connection(
+        &mut self,
+        stream: Box<dyn transport::Stream>,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> Result<(), LinkEnd> {
+        let (mut rd, mut wr) = tokio::io::split(stream);
+        let mut rbuf = BytesMut::with_capacity(64 * 1024);
+        let mut wbuf = BytesMut::with_capacity(64 * 1024);
+        let mut ack_tick = tokio::time::interval(self.p.ack_flush);
+        ack_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        self.session.start(Instant::now());
+        self.last_progress = Instant::now();
+        loop {
+            let now = Instant::now();
+            self.handle_events(now)?;
+            self.fill_window(now)?;
+            self.write_out(&mut wr, &mut wbuf).await?;
+            let watchdog_at =
+                (self.session.inflight() > 0).then(|| self.last_progress + self.p.watchdog);
+            if watchdog_at.is_some_and(|t| now >= t) {
+                return Err(LinkEnd::Watchdog(self.p.watchdog));
+            }
+            let deadline = [self.session.poll_timeout(), watchdog_at]
+                .into_iter()
+                .flatten()
+                .min()
+                .unwrap_or(now + Duration::from_secs(3600));
+            let window_open = self.session.is_connected() && self.session.publish_window() > 0;
+            tokio::select! {
+                // Bytes from the hub: decode every whole packet.
+                read = rd.read_buf(&mut rbuf) => {
+                    if read? == 0 {
+                        return Err(LinkEnd::Closed);
+                    }
+                    let now = Instant::now();
+                    while let Some(packet) = codec::decode(&mut rbuf, Protocol::V5, MAX_INCOMING)? {
+                        // Violations also arrive as events, handled above.
+                        let _ = self.session.handle_packet(packet, now);
+                    }
+                }
+                // Keep-alive, connect timeout, watchdog.
+                _ = tokio::time::sleep_until(deadline.into()) => {
+                    self.session.handle_timeout(Instant::now());
+                }
+                // New entries in the buffer, while there is room to send.
+                _ = self.buffer.data_ready(), if window_open => {}
+                // Batch the acked-position writes.
+                _ = ack_tick.tick() => {
+                    self.buffer.lock().flush_acks()?;
+                }
+                _ = shutdown.changed() => {
+                    self.session.disconnect(ReasonCode::SUCCESS, Instant::now());
+                    let _ = self.write_out(&mut wr, &mut wbuf).await;
+                    return Err(LinkEnd::Shutdown);
+                }
+            }
+        }
+    }
+
+    fn handle_events(&mut self, now: Instant) -> Result<(), LinkEnd> {
+        while let Some(event) = self.session.poll_event() {
+            match event {
+                ClientEvent::Connected {
+                    session_present, ..
+                } => {
+                    tracing::info!(session_present, address = %self.p.address, "uplink connected");
+                    self.stats.connected.store(true, Ordering::Relaxed);
+                    self.stats.connects.fetch_add(1, Ordering::Relaxed);
+                    self.reached_connack = true;
+                    self.last_progress = now;
+                    if !session_present {
+                        self.rewind();
+                    }
+                }
+                ClientEvent::SessionDiscarded { .. } => self.rewind(),
+                ClientEvent::Acked { pkid, reason, .. } => {
+                    let Some(seq) = self.inflight.remove(&pkid) else {
+                        continue;
+                    };
+                    if reason.is_success() {
+                        self.stats.forwarded.fetch_add(1, Ordering::Relaxed);
+                    } else {
+                        self.stats.rejected.fetch_add(1, Ordering::Relaxed);
+                        tracing::warn!(seq, %reason, "hub refused a message; dropped");
+                    }
+                    self.buffer.lock().ack(seq)?;
+                    self.buffer.notify_space();
+                    self.last_progress = now;
+                }
+                ClientEvent::ConnectFailed { reason, .. } => {
+                    return Err(LinkEnd::Session(format!("connect refused: {reason}")))
+                }
+                ClientEvent::Disconnected { reason, .. } => {
+                    return Err(LinkEnd::Session(format!("hub disconnected: {reason}")))
+                }
+                ClientEvent::ProtocolViolation { detail, .. } => {
+                    return Err(LinkEnd::Session(format!("protocol violation: {detail}")))
+                }
+                ClientEvent::ConnectionLost(cause) => {
+                    return Err(LinkEnd::Session(format!("{cause:?}")))
+                }
+                // No downlink yet: nothing is subscribed upstream.
+                ClientEvent::Message(_)
+                | ClientEvent::SubAcked { .. }
+                | ClientEvent::UnsubAcked { .. } => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// The hub does not have our in-flight messages: send again from the
+    /// first unacked entry.
+    fn rewind(&mut self) {
+        self.inflight.clear();
+        self.next_read = self.buffer.lock().first_unacked();
+    }
+
+    /// Publishes buffer entries while the window has room.
+    fn fill_window(&mut self, now: Instant) -> Result<(), LinkEnd> {
+        if !self.session.is_connected() {
+            return Ok(());
+        }
+        let room = self.session.publish_window();
+        if room == 0 {
+            return Ok(());
+        }
+        let entries = self.buffer.lock().read(self.next_read, room)?;
+        if self.session.inflight() == 0 && !entries.is_empty() {
+            // The watchdog clock starts when there is something to wait for.
+            self.last_progress = now;
+        }
+        for e in entries {
+            let seq = e.seq;
+            let publish = self.to_publish(&e);
+            let qos = publish.qos;
+            match self.session.publish(publish, now) {
+                Ok(pkid) => {
+                    if qos == QoS::AtMostOnce {
+                        self.qos0_sent.push(seq);
+                    } else {
+                        self.inflight.insert(pkid, seq);
+                    }
+                    self.next_read = seq + 1;
+                }
+                Err(PublishError::InflightFull) | Err(PublishError::NotConnected) => break,
+                Err(PublishError::PacketIdsExhausted) => break,
+                Err(err) => {
+                    // The hub can never take this one (size, topic, QoS):
+                    // drop it rather than block everything behind it.
+                    tracing::warn!(seq, error = %err, "message cannot be forwarded; dropped");
+                    self.stats.rejected.fetch_add(1, Ordering::Relaxed);
+                    self.buffer.lock().ack(seq)?;
+                    self.next_read = seq + 1;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn to_publish(&self, e: &Entry) -> Publish {
+        let qos = match e.qos {
+            0 => QoS::AtMostOnce,
+            _ => QoS::AtLeastOnce,
+        };
+        let mut publish = Publish::new(e.topic.clone(), qos, e.payload.clone());
+        publish.retain = e.retain;
+        publish.properties.user_properties =
+            ids::user_properties(&self.p.gateway_id, e, &self.boot);
+        publish
+    }
+
+    /// Encodes and writes everything the session wants sent. A hub that
+    /// stops reading trips the watchdog here too.
+    async fn write_out<W: AsyncWriteExt + Unpin>(
+        &mut self,
+        wr: &mut W,
+        wbuf: &mut BytesMut,
+    ) -> Result<(), LinkEnd> {
+        while let Some(packet) = self.session.poll_transmit() {
+            encode(&packet, wbuf)?;
+        }
+        if wbuf.is_empty() {
+            return Ok(());
+        }
+        match tokio::time::timeout(self.p.watchdog, wr.write_all(wbuf)).await {
+            Ok(r) => r?,
+            Err(_) => return Err(LinkEnd::Watchdog(self.p.watchdog)),
+        }
+        wbuf.clear();
+        if !self.qos0_sent.is_empty() {
+            // At most once: written is as good as it gets.
+            let mut b = self.buffer.lock();
+            for seq in self.qos0_sent.drain(..) {
+                b.ack(seq)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn encode(packet: &Packet, out: &mut BytesMut) -> Result<(), LinkEnd> {
+    codec::encode(packet, Protocol::V5, out)?;
+    Ok(())
+}

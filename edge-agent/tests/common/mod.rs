@@ -1,0 +1,220 @@
+//! Test helpers: a small MQTT 5 client over TCP built on `ClientSession`,
+//! agent configs, and message-id bookkeeping.
+
+#![allow(dead_code)] // each test binary uses a different subset
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use edge_agent::config::Config;
+use mqtt::codec;
+use mqtt::session::client::{ClientConfig, ClientEvent, ClientSession};
+use mqtt::{Properties, Protocol, Publish, QoS, SubscribeFilter, SubscriptionOptions};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+pub struct TestClient {
+    session: ClientSession,
+    stream: TcpStream,
+    rbuf: BytesMut,
+    events: VecDeque<ClientEvent>,
+}
+
+impl TestClient {
+    /// Connects and waits for CONNACK.
+    pub async fn connect(addr: SocketAddr, client_id: &str, persistent: bool) -> TestClient {
+        let mut config = ClientConfig::new(client_id, Protocol::V5);
+        if persistent {
+            config = config.with_persistent_session(3600);
+        }
+        let stream = TcpStream::connect(addr).await.expect("connect");
+        let mut c = TestClient {
+            session: ClientSession::new(config),
+            stream,
+            rbuf: BytesMut::new(),
+            events: VecDeque::new(),
+        };
+        c.session.start(Instant::now());
+        c.wait_for(Duration::from_secs(10), |e| {
+            matches!(e, ClientEvent::Connected { .. })
+        })
+        .await
+        .expect("CONNACK");
+        c
+    }
+
+    async fn flush(&mut self) {
+        let mut out = BytesMut::new();
+        while let Some(p) = self.session.poll_transmit() {
+            codec::encode(&p, Protocol::V5, &mut out).expect("encode");
+        }
+        if !out.is_empty() {
+            self.stream.write_all(&out).await.expect("write");
+        }
+    }
+
+    /// Reads once (up to `timeout`) and queues the resulting events.
+    async fn pump(&mut self, timeout: Duration) -> bool {
+        self.flush().await;
+        match tokio::time::timeout(timeout, self.stream.read_buf(&mut self.rbuf)).await {
+            Ok(Ok(n)) if n > 0 => {}
+            Ok(_) => return false,
+            Err(_) => return true,
+        }
+        let now = Instant::now();
+        while let Ok(Some(p)) = codec::decode(&mut self.rbuf, Protocol::V5, 1 << 24) {
+            let _ = self.session.handle_packet(p, now);
+        }
+        while let Some(e) = self.session.poll_event() {
+            self.events.push_back(e);
+        }
+        self.flush().await;
+        true
+    }
+
+    /// Waits for an event matching `want`, keeping the others queued.
+    pub async fn wait_for(
+        &mut self,
+        timeout: Duration,
+        want: impl Fn(&ClientEvent) -> bool,
+    ) -> Option<ClientEvent> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(i) = self.events.iter().position(&want) {
+                return self.events.remove(i);
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() || !self.pump(left).await {
+                return None;
+            }
+        }
+    }
+
+    /// Publishes QoS 1 and waits for the PUBACK; `true` if acked.
+    pub async fn publish_acked(&mut self, topic: &str, payload: Vec<u8>) -> bool {
+        let publish = Publish::new(topic, QoS::AtLeastOnce, payload);
+        let Ok(pkid) = self.session.publish(publish, Instant::now()) else {
+            return false;
+        };
+        self.wait_for(Duration::from_secs(10), |e| {
+            matches!(e, ClientEvent::Acked { pkid: p, reason, .. } if *p == pkid && reason.is_success())
+        })
+        .await
+        .is_some()
+    }
+
+    pub async fn subscribe(&mut self, filter: &str) {
+        let f = SubscribeFilter {
+            filter: filter.into(),
+            options: SubscriptionOptions {
+                qos: QoS::AtLeastOnce,
+                ..SubscriptionOptions::default()
+            },
+        };
+        self.session
+            .subscribe(vec![f], Properties::default(), Instant::now())
+            .expect("subscribe");
+        self.wait_for(Duration::from_secs(10), |e| {
+            matches!(e, ClientEvent::SubAcked { .. })
+        })
+        .await
+        .expect("SUBACK");
+    }
+
+    /// The next application message, if one comes within `timeout`.
+    pub async fn next_message(&mut self, timeout: Duration) -> Option<Publish> {
+        match self
+            .wait_for(timeout, |e| matches!(e, ClientEvent::Message(_)))
+            .await
+        {
+            Some(ClientEvent::Message(p)) => Some(p),
+            _ => None,
+        }
+    }
+}
+
+/// A port nobody listens on right now (bound and released).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+/// Agent config text for tests.
+pub fn agent_toml(data_dir: &Path, local_port: u16, hub_port: u16, extra_buffer: &str) -> String {
+    format!(
+        r#"gateway_id = "gw-test"
+data_dir = "{}"
+[local]
+listen = "127.0.0.1:{local_port}"
+[buffer]
+{extra_buffer}
+[uplink]
+address = "127.0.0.1:{hub_port}"
+backoff_initial_ms = 50
+backoff_max_ms = 300
+connect_timeout_ms = 1000
+watchdog_ms = 5000
+ack_flush_ms = 50
+[[rules]]
+filter = "sensors/#"
+"#,
+        data_dir.display()
+    )
+}
+
+pub fn agent_config(data_dir: &Path, local_port: u16, hub_port: u16, extra: &str) -> Config {
+    Config::parse(&agent_toml(data_dir, local_port, hub_port, extra)).expect("config")
+}
+
+pub fn user_prop<'a>(p: &'a Publish, name: &str) -> Option<&'a str> {
+    p.properties
+        .user_properties
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
+}
+
+/// Received messages, de-duplicated by stable id, checked for per-topic
+/// order. Payloads are `<n>` as decimal text, increasing per topic.
+#[derive(Default)]
+pub struct Received {
+    ids: HashSet<String>,
+    pub duplicates: usize,
+    pub by_topic: HashMap<String, Vec<u64>>,
+}
+
+impl Received {
+    pub fn add(&mut self, p: &Publish) {
+        let id = user_prop(p, edge_agent::ids::PROP_ID)
+            .expect("every message carries an id")
+            .to_owned();
+        assert!(user_prop(p, edge_agent::ids::PROP_RECEIVED).is_some());
+        assert!(user_prop(p, edge_agent::ids::PROP_BOOT).is_some());
+        if !self.ids.insert(id) {
+            self.duplicates += 1;
+            return;
+        }
+        let n: u64 = std::str::from_utf8(&p.payload)
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .expect("numeric payload");
+        self.by_topic.entry(p.topic.clone()).or_default().push(n);
+    }
+
+    pub fn unique(&self) -> usize {
+        self.ids.len()
+    }
+
+    /// Every topic's values are exactly `expected[topic]`, in order.
+    pub fn assert_complete_in_order(&self, expected: &HashMap<String, Vec<u64>>) {
+        for (topic, want) in expected {
+            let got = self.by_topic.get(topic).cloned().unwrap_or_default();
+            assert_eq!(&got, want, "topic {topic}: missing, extra or out of order");
+        }
+    }
+}
