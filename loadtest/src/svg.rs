@@ -7,7 +7,8 @@ const W: f64 = 640.0;
 const H: f64 = 300.0;
 const LEFT: f64 = 70.0;
 const RIGHT: f64 = 20.0;
-const TOP: f64 = 30.0;
+/// Room for the title and, below it, the legend.
+const TOP: f64 = 46.0;
 const BOTTOM: f64 = 45.0;
 const COLORS: [&str; 6] = [
     "#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b",
@@ -144,9 +145,9 @@ pub fn line_chart(
             out,
             r#"<rect x="{}" y="{}" width="10" height="10" fill="{color}"/><text x="{}" y="{}">{}</text>"#,
             LEFT + 10.0 + 130.0 * i as f64,
-            TOP + 2.0,
+            TOP - 18.0,
             LEFT + 24.0 + 130.0 * i as f64,
-            TOP + 11.0,
+            TOP - 9.0,
             escape(s.name)
         );
     }
