@@ -113,6 +113,11 @@ pub struct UplinkConfig {
     pub watchdog_ms: u64,
     /// How often the acked position is written to disk.
     pub ack_flush_ms: u64,
+    /// Health figures are published (QoS 0, JSON) to this topic on the hub;
+    /// `${gateway_id}` is replaced.
+    pub status_topic: String,
+    /// 0 turns the status topic off.
+    pub status_interval_secs: u64,
 }
 
 impl Default for UplinkConfig {
@@ -131,6 +136,8 @@ impl Default for UplinkConfig {
             backoff_max_ms: 30_000,
             watchdog_ms: 30_000,
             ack_flush_ms: 200,
+            status_topic: "gw-status/${gateway_id}".into(),
+            status_interval_secs: 10,
         }
     }
 }
@@ -279,6 +286,10 @@ impl Config {
                 "uplink.backoff_max_ms",
                 "must be at least uplink.backoff_initial_ms",
             ));
+        }
+        let status = u.status_topic.replace("${gateway_id}", &self.gateway_id);
+        if let Err(e) = mqtt::topic::validate_topic_name(&status) {
+            return Err(invalid("uplink.status_topic", e));
         }
         if self.rules.is_empty() {
             return Err(invalid("rules", "at least one forwarding rule is needed"));

@@ -5,7 +5,8 @@
 //! `agent` wires the parts: `local` (in-process hub for devices plus the
 //! forwarder into the buffer), `buffer` (segment log, quota, recovery),
 //! `uplink` (MQTT 5 client over a `transport`, with `backoff` and a
-//! watchdog), `ids` (stable message ids and time stamps), `config`.
+//! watchdog), `ids` (stable message ids and time stamps), `status` (health figures,
+//! published on a status topic), `config`.
 
 pub mod agent;
 pub mod backoff;
@@ -13,5 +14,6 @@ pub mod buffer;
 pub mod config;
 pub mod ids;
 pub mod local;
+pub mod status;
 pub mod transport;
 pub mod uplink;

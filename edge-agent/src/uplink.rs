@@ -30,6 +30,7 @@ use crate::backoff::Backoff;
 use crate::buffer::{Entry, SharedBuffer};
 use crate::config::{Config, Transport};
 use crate::ids::{self, Boot};
+use crate::status;
 use crate::transport;
 
 /// Largest packet accepted from the hub (we only expect acks).
@@ -47,6 +48,8 @@ pub struct UplinkParams {
     pub backoff_max: Duration,
     pub watchdog: Duration,
     pub ack_flush: Duration,
+    pub status_topic: String,
+    pub status_every: Option<Duration>,
 }
 
 impl UplinkParams {
@@ -75,6 +78,9 @@ impl UplinkParams {
             backoff_max: Duration::from_millis(u.backoff_max_ms),
             watchdog: Duration::from_millis(u.watchdog_ms),
             ack_flush: Duration::from_millis(u.ack_flush_ms),
+            status_topic: u.status_topic.replace("${gateway_id}", &c.gateway_id),
+            status_every: (u.status_interval_secs > 0)
+                .then(|| Duration::from_secs(u.status_interval_secs)),
         }
     }
 }
@@ -200,6 +206,14 @@ impl Uplink {
         let mut wbuf = BytesMut::with_capacity(64 * 1024);
         let mut ack_tick = tokio::time::interval(self.p.ack_flush);
         ack_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // Far in the future when the status topic is off.
+        let every = self
+            .p
+            .status_every
+            .unwrap_or(Duration::from_secs(86_400 * 365));
+        // The first report one interval after connecting, not at once.
+        let mut status_tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+        status_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         self.session.start(Instant::now());
         self.last_progress = Instant::now();
         loop {
@@ -239,6 +253,10 @@ impl Uplink {
                 // Batch the acked-position writes.
                 _ = ack_tick.tick() => {
                     self.buffer.lock().flush_acks()?;
+                }
+                // Health figures for whoever watches the hub.
+                _ = status_tick.tick(), if self.p.status_every.is_some() => {
+                    self.publish_status(Instant::now());
                 }
                 _ = shutdown.changed() => {
                     self.session.disconnect(ReasonCode::SUCCESS, Instant::now());
@@ -347,6 +365,21 @@ impl Uplink {
             }
         }
         Ok(())
+    }
+
+    fn publish_status(&mut self, now: Instant) {
+        if !self.session.is_connected() {
+            return;
+        }
+        let json = status::snapshot(&self.buffer, &self.stats).to_json();
+        let publish = Publish::new(
+            self.p.status_topic.clone(),
+            QoS::AtMostOnce,
+            json.into_bytes(),
+        );
+        if let Err(e) = self.session.publish(publish, now) {
+            tracing::debug!(error = %e, "status not published");
+        }
     }
 
     fn to_publish(&self, e: &Entry) -> Publish {

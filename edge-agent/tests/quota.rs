@@ -68,6 +68,12 @@ async fn quota_holds_for_each_policy() {
         eprintln!("{policy}: {used} bytes on disk, acked {acked}, {c:?}");
         assert!(used <= QUOTA + 64, "{policy}: {used} bytes > quota");
         assert!(agent.buffer.lock().disk_bytes() <= QUOTA);
+        let status = edge_agent::status::snapshot(&agent.buffer, &agent.uplink);
+        assert!(!status.link_up);
+        assert!(status.disk_bytes <= QUOTA);
+        assert_eq!(status.dropped_new, c.dropped_new);
+        assert_eq!(status.dropped_oldest, c.dropped_oldest);
+        assert!(status.pending > 0);
         let (first, last) = first_payload(&agent);
         match policy {
             "drop-new" => {
