@@ -118,6 +118,12 @@ pub struct UplinkConfig {
     pub status_topic: String,
     /// 0 turns the status topic off.
     pub status_interval_secs: u64,
+    /// Two lanes: messages stored while the link was down drain behind live
+    /// ones (order is kept per topic within each lane). `false`: one FIFO.
+    pub live_first: bool,
+    /// Backlog lane pace in messages per second; 0: as fast as the window
+    /// allows (a quarter of the window stays reserved for live messages).
+    pub backlog_rate: u32,
 }
 
 impl Default for UplinkConfig {
@@ -138,6 +144,8 @@ impl Default for UplinkConfig {
             ack_flush_ms: 200,
             status_topic: "gw-status/${gateway_id}".into(),
             status_interval_secs: 10,
+            live_first: true,
+            backlog_rate: 0,
         }
     }
 }

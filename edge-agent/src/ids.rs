@@ -12,8 +12,8 @@ pub const PROP_ID: &str = "edge-id";
 pub const PROP_RECEIVED: &str = "edge-received-ms";
 /// User property: hex boot id of the agent run that received the message.
 pub const PROP_BOOT: &str = "edge-boot-id";
-/// User property, set to `1` on a message received by an earlier agent run
-/// (a replay from disk after a restart).
+/// User property, set to `1` on a message sent from the backlog lane or
+/// received by an earlier agent run (a replay from disk).
 pub const PROP_REPLAYED: &str = "edge-replayed";
 
 /// This agent run.
@@ -54,13 +54,18 @@ pub fn message_id(gateway_id: &str, e: &Entry) -> String {
 }
 
 /// The user properties every forwarded message carries.
-pub fn user_properties(gateway_id: &str, e: &Entry, boot: &Boot) -> Vec<(String, String)> {
+pub fn user_properties(
+    gateway_id: &str,
+    e: &Entry,
+    boot: &Boot,
+    replayed: bool,
+) -> Vec<(String, String)> {
     let mut props = vec![
         (PROP_ID.to_owned(), message_id(gateway_id, e)),
         (PROP_RECEIVED.to_owned(), e.received_ms.to_string()),
         (PROP_BOOT.to_owned(), format!("{:016x}", e.boot_id)),
     ];
-    if e.boot_id != boot.id {
+    if replayed || e.boot_id != boot.id {
         props.push((PROP_REPLAYED.to_owned(), "1".to_owned()));
     }
     props

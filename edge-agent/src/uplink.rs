@@ -14,7 +14,7 @@
 //! is torn down, because a link that says "connected" but moves nothing is
 //! worse than a reconnect.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -50,6 +50,10 @@ pub struct UplinkParams {
     pub ack_flush: Duration,
     pub status_topic: String,
     pub status_every: Option<Duration>,
+    /// Send live messages ahead of the backlog (two lanes).
+    pub live_first: bool,
+    /// Backlog messages per second (0: as fast as the window allows).
+    pub backlog_rate: u32,
 }
 
 impl UplinkParams {
@@ -81,6 +85,8 @@ impl UplinkParams {
             status_topic: u.status_topic.replace("${gateway_id}", &c.gateway_id),
             status_every: (u.status_interval_secs > 0)
                 .then(|| Duration::from_secs(u.status_interval_secs)),
+            live_first: u.live_first,
+            backlog_rate: u.backlog_rate,
         }
     }
 }
@@ -124,8 +130,17 @@ struct Uplink {
     buffer: SharedBuffer,
     /// Packet id -> buffer sequence of what is in flight.
     inflight: HashMap<u16, u64>,
-    /// Next buffer sequence to send.
-    next_read: u64,
+    /// The sequences in `inflight`, so the backlog lane skips them.
+    sent: HashSet<u64>,
+    /// Backlog lane: unsent entries in `[backlog_next, backlog_end)` were
+    /// stored before the current connection came up.
+    backlog_next: u64,
+    backlog_end: u64,
+    /// Live lane: entries from `live_next` on.
+    live_next: u64,
+    /// Backlog pacing (token bucket, refilled at `backlog_rate`).
+    tokens: f64,
+    tokens_at: Instant,
     /// Last PUBACK, or when the window went from empty to busy.
     last_progress: Instant,
     /// QoS 0 entries written but not yet acked in the buffer.
@@ -143,6 +158,7 @@ pub async fn run(
     stats: Arc<UplinkStats>,
     mut shutdown: watch::Receiver<bool>,
 ) {
+    // At start, everything on disk is backlog.
     let next_read = buffer.lock().first_unacked();
     let mut backoff = Backoff::new(p.backoff_initial, p.backoff_max);
     let mut up = Uplink {
@@ -151,7 +167,12 @@ pub async fn run(
         boot,
         buffer,
         inflight: HashMap::new(),
-        next_read,
+        sent: HashSet::new(),
+        backlog_next: next_read,
+        backlog_end: next_read,
+        live_next: next_read,
+        tokens: 0.0,
+        tokens_at: Instant::now(),
         last_progress: Instant::now(),
         qos0_sent: Vec::new(),
         reached_connack: false,
@@ -226,11 +247,15 @@ impl Uplink {
             if watchdog_at.is_some_and(|t| now >= t) {
                 return Err(LinkEnd::Watchdog(self.p.watchdog));
             }
-            let deadline = [self.session.poll_timeout(), watchdog_at]
-                .into_iter()
-                .flatten()
-                .min()
-                .unwrap_or(now + Duration::from_secs(3600));
+            let deadline = [
+                self.session.poll_timeout(),
+                watchdog_at,
+                self.backlog_wakeup(now),
+            ]
+            .into_iter()
+            .flatten()
+            .min()
+            .unwrap_or(now + Duration::from_secs(3600));
             let window_open = self.session.is_connected() && self.session.publish_window() > 0;
             tokio::select! {
                 // Bytes from the hub: decode every whole packet.
@@ -281,12 +306,20 @@ impl Uplink {
                     if !session_present {
                         self.rewind();
                     }
+                    // Everything stored so far and not sent is backlog; the
+                    // live lane starts at the next new message.
+                    let next = self.buffer.lock().next_seq();
+                    self.backlog_end = next;
+                    self.live_next = next;
+                    self.tokens = 0.0;
+                    self.tokens_at = now;
                 }
                 ClientEvent::SessionDiscarded { .. } => self.rewind(),
                 ClientEvent::Acked { pkid, reason, .. } => {
                     let Some(seq) = self.inflight.remove(&pkid) else {
                         continue;
                     };
+                    self.sent.remove(&seq);
                     if reason.is_success() {
                         self.stats.forwarded.fetch_add(1, Ordering::Relaxed);
                     } else {
@@ -322,49 +355,142 @@ impl Uplink {
     /// first unacked entry.
     fn rewind(&mut self) {
         self.inflight.clear();
-        self.next_read = self.buffer.lock().first_unacked();
+        self.sent.clear();
+        self.backlog_next = self.buffer.lock().first_unacked();
     }
 
-    /// Publishes buffer entries while the window has room.
+    /// Publishes buffer entries while the window has room: live first
+    /// (when `live_first`), then the backlog within its pacing budget and
+    /// at most three quarters of the window, so live messages always find
+    /// a slot. Without `live_first` the backlog goes first, unpaced, which
+    /// is plain FIFO order.
     fn fill_window(&mut self, now: Instant) -> Result<(), LinkEnd> {
         if !self.session.is_connected() {
             return Ok(());
         }
+        if self.session.inflight() == 0 {
+            // The watchdog clock starts when there is something to wait for.
+            self.last_progress = now;
+        }
+        if self.p.live_first {
+            self.fill_live(now)?;
+            self.fill_backlog(now)?;
+        } else {
+            self.fill_backlog(now)?;
+            if self.backlog_next >= self.backlog_end {
+                self.fill_live(now)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn fill_live(&mut self, now: Instant) -> Result<(), LinkEnd> {
         let room = self.session.publish_window();
         if room == 0 {
             return Ok(());
         }
-        let entries = self.buffer.lock().read(self.next_read, room)?;
-        if self.session.inflight() == 0 && !entries.is_empty() {
-            // The watchdog clock starts when there is something to wait for.
-            self.last_progress = now;
+        let entries = self.buffer.lock().read_lane(0, self.live_next, room)?;
+        for e in entries {
+            let seq = e.seq;
+            if !self.send(e, false, now)? {
+                break;
+            }
+            self.live_next = seq + 1;
+        }
+        Ok(())
+    }
+
+    fn fill_backlog(&mut self, now: Instant) -> Result<(), LinkEnd> {
+        if self.backlog_next >= self.backlog_end {
+            return Ok(());
+        }
+        let mut room = self.session.publish_window();
+        if self.p.live_first {
+            let window = self.session.inflight() + room;
+            let cap = (window * 3 / 4).max(1);
+            room = room.min(cap.saturating_sub(self.session.inflight()));
+            if self.p.backlog_rate > 0 {
+                self.refill(now);
+                room = room.min(self.tokens as usize);
+            }
+        }
+        if room == 0 {
+            return Ok(());
+        }
+        let entries = self.buffer.lock().read_lane(1, self.backlog_next, room)?;
+        if entries.is_empty() {
+            // Everything left in the range is acked.
+            self.backlog_next = self.backlog_end;
         }
         for e in entries {
             let seq = e.seq;
-            let publish = self.to_publish(&e);
-            let qos = publish.qos;
-            match self.session.publish(publish, now) {
-                Ok(pkid) => {
-                    if qos == QoS::AtMostOnce {
-                        self.qos0_sent.push(seq);
-                    } else {
-                        self.inflight.insert(pkid, seq);
-                    }
-                    self.next_read = seq + 1;
+            if seq >= self.backlog_end {
+                self.backlog_next = self.backlog_end;
+                break;
+            }
+            // Still in flight from before the reconnect: the session
+            // resends it itself.
+            if !self.sent.contains(&seq) {
+                if !self.send(e, self.p.live_first, now)? {
+                    break;
                 }
-                Err(PublishError::InflightFull) | Err(PublishError::NotConnected) => break,
-                Err(PublishError::PacketIdsExhausted) => break,
-                Err(err) => {
-                    // The hub can never take this one (size, topic, QoS):
-                    // drop it rather than block everything behind it.
-                    tracing::warn!(seq, error = %err, "message cannot be forwarded; dropped");
-                    self.stats.rejected.fetch_add(1, Ordering::Relaxed);
-                    self.buffer.lock().ack(seq)?;
-                    self.next_read = seq + 1;
+                if self.p.live_first && self.p.backlog_rate > 0 {
+                    self.tokens -= 1.0;
                 }
             }
+            self.backlog_next = seq + 1;
         }
         Ok(())
+    }
+
+    /// Adds the tokens earned since the last refill (at most one second's).
+    fn refill(&mut self, now: Instant) {
+        let rate = f64::from(self.p.backlog_rate);
+        let earned = now.saturating_duration_since(self.tokens_at).as_secs_f64() * rate;
+        self.tokens = (self.tokens + earned).min(rate.max(1.0));
+        self.tokens_at = now;
+    }
+
+    /// When the backlog may send again, if it is waiting for tokens.
+    fn backlog_wakeup(&self, now: Instant) -> Option<Instant> {
+        let waiting = self.p.live_first
+            && self.p.backlog_rate > 0
+            && self.backlog_next < self.backlog_end
+            && self.session.publish_window() > 0;
+        waiting.then(|| {
+            let need = (1.0 - self.tokens).max(0.0) / f64::from(self.p.backlog_rate);
+            now + Duration::from_secs_f64(need).max(Duration::from_millis(1))
+        })
+    }
+
+    /// Hands one entry to the session. `false`: the window is full, try
+    /// again later.
+    fn send(&mut self, e: Entry, replayed: bool, now: Instant) -> Result<bool, LinkEnd> {
+        let seq = e.seq;
+        let publish = self.to_publish(&e, replayed);
+        let qos = publish.qos;
+        match self.session.publish(publish, now) {
+            Ok(pkid) => {
+                if qos == QoS::AtMostOnce {
+                    self.qos0_sent.push(seq);
+                } else {
+                    self.inflight.insert(pkid, seq);
+                    self.sent.insert(seq);
+                }
+                Ok(true)
+            }
+            Err(PublishError::InflightFull)
+            | Err(PublishError::NotConnected)
+            | Err(PublishError::PacketIdsExhausted) => Ok(false),
+            Err(err) => {
+                // The hub can never take this one (size, topic, QoS): drop
+                // it rather than block everything behind it.
+                tracing::warn!(seq, error = %err, "message cannot be forwarded; dropped");
+                self.stats.rejected.fetch_add(1, Ordering::Relaxed);
+                self.buffer.lock().ack(seq)?;
+                Ok(true)
+            }
+        }
     }
 
     fn publish_status(&mut self, now: Instant) {
@@ -382,7 +508,7 @@ impl Uplink {
         }
     }
 
-    fn to_publish(&self, e: &Entry) -> Publish {
+    fn to_publish(&self, e: &Entry, replayed: bool) -> Publish {
         let qos = match e.qos {
             0 => QoS::AtMostOnce,
             _ => QoS::AtLeastOnce,
@@ -390,7 +516,7 @@ impl Uplink {
         let mut publish = Publish::new(e.topic.clone(), qos, e.payload.clone());
         publish.retain = e.retain;
         publish.properties.user_properties =
-            ids::user_properties(&self.p.gateway_id, e, &self.boot);
+            ids::user_properties(&self.p.gateway_id, e, &self.boot, replayed);
         publish
     }
 

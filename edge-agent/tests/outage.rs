@@ -1,7 +1,9 @@
 //! Outage test: a device publishes QoS 1 at a steady rate through the
 //! agent; the hub is stopped for ~3 s and restarted on the same port and
-//! data folder; every message reaches a hub subscriber, in order per topic,
-//! with no duplicate ids after de-duplication.
+//! data folder; every message reaches a hub subscriber, in order per topic
+//! within each lane, with no duplicate ids after de-duplication, and live
+//! messages published after recovery arrive before the paced backlog has
+//! finished draining.
 
 mod common;
 
@@ -11,7 +13,7 @@ use std::time::Duration;
 use common::{agent_config, Received, TestClient};
 use edge_agent::agent::Agent;
 
-const MESSAGES: u64 = 300;
+const MESSAGES: u64 = 400;
 const TOPICS: [&str; 2] = ["sensors/a", "sensors/b"];
 const OUTAGE: Duration = Duration::from_secs(3);
 
@@ -25,12 +27,14 @@ async fn hub_outage_loses_nothing_and_keeps_order() {
     let mut sub = TestClient::connect(hub_addr, "outage-sub", true).await;
     sub.subscribe("gw/#").await;
 
-    let config = agent_config(
+    let mut config = agent_config(
         &dir.path().join("agent"),
         0,
         hub_addr.port(),
         "fsync = \"none\"",
     );
+    // Pace the backlog so live traffic visibly overtakes it.
+    config.uplink.backlog_rate = 100;
     let agent = Agent::start(config).await.unwrap();
     let local = agent.local_addr;
 
@@ -82,6 +86,22 @@ async fn hub_outage_loses_nothing_and_keeps_order() {
         }
     }
     got.assert_complete_in_order(&sent);
+    // Live first: some live message arrived after the first replayed one
+    // and before the last replayed one.
+    let first_replayed = got.arrivals.iter().position(|a| a.1);
+    let last_replayed = got.arrivals.iter().rposition(|a| a.1);
+    let (Some(first_replayed), Some(last_replayed)) = (first_replayed, last_replayed) else {
+        panic!("the outage left no backlog");
+    };
+    let overtaking = got.arrivals[first_replayed..last_replayed]
+        .iter()
+        .filter(|a| !a.1)
+        .count();
+    eprintln!(
+        "backlog of {} drained; {overtaking} live messages overtook it",
+        got.arrivals.iter().filter(|a| a.1).count()
+    );
+    assert!(overtaking > 0, "live messages waited for the backlog");
     assert_eq!(got.unique() as u64, MESSAGES);
     let stats = &agent.uplink;
     eprintln!(

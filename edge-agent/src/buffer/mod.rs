@@ -121,10 +121,15 @@ pub struct Buffer {
     acked: BTreeSet<u64>,
     ack_dirty: bool,
     sync_dirty: bool,
-    reader: Option<segment::Reader>,
+    /// One cached reader per lane, so two cursors (live and backlog) do
+    /// not keep reopening and rescanning segments.
+    readers: [Option<segment::Reader>; LANES],
     counters: Counters,
     scratch: Vec<u8>,
 }
+
+/// Independent read cursors (the uplink's live and backlog lanes).
+pub const LANES: usize = 2;
 
 fn invalid(msg: &str) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidInput, msg.to_owned())
@@ -205,7 +210,7 @@ impl Buffer {
             acked: BTreeSet::new(),
             ack_dirty: false,
             sync_dirty: false,
-            reader: None,
+            readers: [None, None],
             counters,
             scratch: Vec::new(),
         };
@@ -265,6 +270,12 @@ impl Buffer {
 
     /// Up to `max` unacked entries with sequence >= `from`, in order.
     pub fn read(&mut self, from: u64, max: usize) -> io::Result<Vec<Entry>> {
+        self.read_lane(0, from, max)
+    }
+
+    /// `read` with the cached reader of `lane` (0 or 1).
+    pub fn read_lane(&mut self, lane: usize, from: u64, max: usize) -> io::Result<Vec<Entry>> {
+        let lane = lane.min(LANES - 1);
         let mut out = Vec::new();
         let mut from = from.max(self.ack_pos);
         while out.len() < max && from < self.next_seq {
@@ -293,14 +304,13 @@ impl Buffer {
                     None => break,
                 }
             }
-            let reusable = self
-                .reader
+            let reusable = self.readers[lane]
                 .as_ref()
                 .is_some_and(|r| r.base == seg.base && r.next <= from);
             if !reusable {
-                self.reader = Some(segment::Reader::open(&seg)?);
+                self.readers[lane] = Some(segment::Reader::open(&seg)?);
             }
-            let Some(reader) = self.reader.as_mut() else {
+            let Some(reader) = self.readers[lane].as_mut() else {
                 break;
             };
             while out.len() < max && reader.next < seg.end {
@@ -457,8 +467,10 @@ impl Buffer {
     }
 
     fn remove_file(&mut self, seg: &Segment) -> io::Result<()> {
-        if self.reader.as_ref().is_some_and(|r| r.base == seg.base) {
-            self.reader = None;
+        for reader in &mut self.readers {
+            if reader.as_ref().is_some_and(|r| r.base == seg.base) {
+                *reader = None;
+            }
         }
         match fs::remove_file(&seg.path) {
             Ok(()) => Ok(()),

@@ -179,13 +179,18 @@ pub fn user_prop<'a>(p: &'a Publish, name: &str) -> Option<&'a str> {
         .map(|(_, v)| v.as_str())
 }
 
-/// Received messages, de-duplicated by stable id, checked for per-topic
-/// order. Payloads are `<n>` as decimal text, increasing per topic.
+/// Received messages, de-duplicated by stable id (first copy wins), with
+/// per-topic order checked within each lane (live, and replayed backlog
+/// marked `edge-replayed: 1`). Payloads are `<n>` as decimal text,
+/// increasing per topic.
 #[derive(Default)]
 pub struct Received {
     ids: HashSet<String>,
     pub duplicates: usize,
-    pub by_topic: HashMap<String, Vec<u64>>,
+    /// (topic, replayed) -> values in arrival order.
+    pub lanes: HashMap<(String, bool), Vec<u64>>,
+    /// Every unique message in arrival order: (value, replayed).
+    pub arrivals: Vec<(u64, bool)>,
 }
 
 impl Received {
@@ -203,18 +208,37 @@ impl Received {
             .ok()
             .and_then(|s| s.parse().ok())
             .expect("numeric payload");
-        self.by_topic.entry(p.topic.clone()).or_default().push(n);
+        let replayed = user_prop(p, edge_agent::ids::PROP_REPLAYED) == Some("1");
+        self.lanes
+            .entry((p.topic.clone(), replayed))
+            .or_default()
+            .push(n);
+        self.arrivals.push((n, replayed));
     }
 
     pub fn unique(&self) -> usize {
         self.ids.len()
     }
 
-    /// Every topic's values are exactly `expected[topic]`, in order.
+    /// Each lane is in order per topic, and together the lanes hold
+    /// exactly `expected[topic]`.
     pub fn assert_complete_in_order(&self, expected: &HashMap<String, Vec<u64>>) {
         for (topic, want) in expected {
-            let got = self.by_topic.get(topic).cloned().unwrap_or_default();
-            assert_eq!(&got, want, "topic {topic}: missing, extra or out of order");
+            let mut all = Vec::new();
+            for replayed in [false, true] {
+                let lane = self
+                    .lanes
+                    .get(&(topic.clone(), replayed))
+                    .cloned()
+                    .unwrap_or_default();
+                assert!(
+                    lane.windows(2).all(|w| w[0] < w[1]),
+                    "topic {topic} (replayed: {replayed}) out of order: {lane:?}"
+                );
+                all.extend(lane);
+            }
+            all.sort_unstable();
+            assert_eq!(&all, want, "topic {topic}: missing or extra messages");
         }
     }
 }
