@@ -80,10 +80,11 @@ impl Broker {
                     }
                     Step::Wait
                 } else {
-                    inner.conn = Some(ConnLink {
+                    let link = ConnLink {
                         id: conn_id,
                         kick: kick_tx.take(),
-                    });
+                    };
+                    session.set_conn(&mut inner, Some(link));
                     inner.generation += 1;
                     inner.disconnected_at = None;
                     let had_state = inner.parked.is_some()
@@ -98,7 +99,7 @@ impl Broker {
                     } else {
                         Some(inner.parked.take().unwrap_or_default())
                     };
-                    inner.expiry = expiry;
+                    session.set_expiry(&mut inner, expiry);
                     inner.protocol = connect.protocol;
                     Step::Claimed(resumed, dropped_subs)
                 }
@@ -186,7 +187,7 @@ impl Broker {
         let (expiry, generation) = {
             let mut inner = session.inner();
             if inner.conn.as_ref().is_some_and(|c| c.id == conn_id) {
-                inner.conn = None;
+                session.set_conn(&mut inner, None);
                 inner.disconnected_at = Some(Instant::now());
             }
             if inner.expiry > 0 {

@@ -61,19 +61,29 @@ struct Collector<'a> {
     strategy: SharedStrategy,
     targets: Vec<Target>,
     index: HashMap<usize, usize>,
+    /// Trie nodes with plain subscriptions matched so far.
+    nodes: usize,
 }
 
 impl Collector<'_> {
-    /// The plain target already collected for this subscriber, if any. Small
-    /// fan-outs search the list instead of paying for a hash map per publish.
-    fn find(&self, key: usize) -> Option<usize> {
+    /// The plain target already collected for this subscriber, if any.
+    /// Only needed once a second trie node matched (within one node each
+    /// subscriber appears once); small sets are searched, large ones hashed.
+    fn find(&mut self, key: usize) -> Option<usize> {
         if self.targets.len() <= SMALL_FANOUT && self.index.is_empty() {
-            self.targets
+            return self
+                .targets
                 .iter()
-                .position(|t| t.shared.is_none() && Arc::as_ptr(&t.session) as usize == key)
-        } else {
-            self.index.get(&key).copied()
+                .position(|t| t.shared.is_none() && Arc::as_ptr(&t.session) as usize == key);
         }
+        if self.index.is_empty() {
+            for (i, t) in self.targets.iter().enumerate() {
+                if t.shared.is_none() {
+                    self.index.insert(Arc::as_ptr(&t.session) as usize, i);
+                }
+            }
+        }
+        self.index.get(&key).copied()
     }
 
     fn add(&mut self, e: &SubEntry<SessionShared>, shared: Option<SharedOrigin>) {
@@ -87,26 +97,17 @@ impl Collector<'_> {
         let qos = self.message.qos.min(e.options.qos);
         // [MQTT-3.3.1-12/13] Retain As Published keeps the flag; otherwise 0.
         let retain = e.options.retain_as_published && self.message.retain;
-        let key = Arc::as_ptr(&e.subscriber) as usize;
-        if shared.is_none() {
+        if shared.is_none() && self.nodes > 1 {
+            let key = Arc::as_ptr(&e.subscriber) as usize;
             if let Some(i) = self.find(key) {
                 // Overlapping subscriptions: one copy, highest QoS, every id.
                 let t = &mut self.targets[i];
-                if t.shared.is_none() {
-                    t.qos = t.qos.max(qos);
-                    t.retain |= retain;
-                    t.subscription_ids.extend(e.id);
-                    return;
-                }
+                t.qos = t.qos.max(qos);
+                t.retain |= retain;
+                t.subscription_ids.extend(e.id);
+                return;
             }
-            if self.targets.len() >= SMALL_FANOUT {
-                if self.index.is_empty() {
-                    for (i, t) in self.targets.iter().enumerate() {
-                        if t.shared.is_none() {
-                            self.index.insert(Arc::as_ptr(&t.session) as usize, i);
-                        }
-                    }
-                }
+            if !self.index.is_empty() {
                 self.index.insert(key, self.targets.len());
             }
         }
@@ -121,6 +122,10 @@ impl Collector<'_> {
 }
 
 impl MatchSink<SessionShared> for Collector<'_> {
+    fn node(&mut self) {
+        self.nodes += 1;
+    }
+
     fn plain(&mut self, entry: &SubEntry<SessionShared>) {
         self.add(entry, None);
     }
@@ -232,6 +237,7 @@ impl Broker {
                 strategy: self.config.mqtt.shared_subscription_strategy,
                 targets: Vec::new(),
                 index: HashMap::new(),
+                nodes: 0,
             };
             trie.matches(&message.topic, &mut c);
             c.targets

@@ -293,7 +293,8 @@ impl<S: Transport> Connection<S> {
                 }
                 Event::SessionExpiry(secs) => {
                     if let Some(a) = &self.attached {
-                        a.session.inner().expiry = secs;
+                        let mut inner = a.session.inner();
+                        a.session.set_expiry(&mut inner, secs);
                     }
                 }
                 Event::Closed(reason) => {

@@ -197,7 +197,7 @@ fn restore(broker: &Arc<Broker>, loaded: Loaded) {
         }
         {
             let mut inner = session.inner();
-            inner.expiry = record.expiry;
+            session.set_expiry(&mut inner, record.expiry);
             // Offline time counts from now: the hub was down, not the client.
             inner.disconnected_at = Some(now);
             inner.parked = Some(SessionState {

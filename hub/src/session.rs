@@ -3,6 +3,7 @@
 //! and the link to the connection that does.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
@@ -37,6 +38,10 @@ pub struct SessionInner {
 
 pub struct SessionShared {
     pub client_id: Arc<str>,
+    /// Mirrors `inner.expiry > 0` and `inner.conn.is_some()` so routing can
+    /// ask without taking the session lock for every delivery.
+    persistent: AtomicBool,
+    online: AtomicBool,
     pub outbox: Mutex<Outbox>,
     /// Wakes the attached connection: new messages in the outbox.
     pub notify: Notify,
@@ -55,6 +60,8 @@ impl SessionShared {
     pub fn new(client_id: Arc<str>, outbox: Outbox, protocol: Protocol) -> SessionShared {
         SessionShared {
             client_id,
+            persistent: AtomicBool::new(false),
+            online: AtomicBool::new(false),
             outbox: Mutex::new(outbox),
             notify: Notify::new(),
             released: Notify::new(),
@@ -80,11 +87,23 @@ impl SessionShared {
     }
 
     pub fn is_persistent(&self) -> bool {
-        self.inner().expiry > 0
+        self.persistent.load(Ordering::Acquire)
     }
 
     pub fn is_online(&self) -> bool {
-        self.inner().conn.is_some()
+        self.online.load(Ordering::Acquire)
+    }
+
+    /// Sets the Session Expiry Interval (call with `inner` locked).
+    pub fn set_expiry(&self, inner: &mut SessionInner, secs: u32) {
+        inner.expiry = secs;
+        self.persistent.store(secs > 0, Ordering::Release);
+    }
+
+    /// Attaches or detaches the connection (call with `inner` locked).
+    pub fn set_conn(&self, inner: &mut SessionInner, conn: Option<ConnLink>) {
+        self.online.store(conn.is_some(), Ordering::Release);
+        inner.conn = conn;
     }
 }
 

@@ -54,6 +54,9 @@ impl<S> Node<S> {
 
 /// Visitor callbacks for a match: plain entries and shared groups.
 pub trait MatchSink<S> {
+    /// Called before the plain entries of each matching node that has any.
+    /// Within one node a subscriber appears once; across nodes it may repeat.
+    fn node(&mut self) {}
     fn plain(&mut self, entry: &SubEntry<S>);
     fn shared(&mut self, group: &SharedGroup<S>);
 }
@@ -192,6 +195,9 @@ fn remove_at<S>(
 }
 
 fn visit<S>(node: &Node<S>, sink: &mut impl MatchSink<S>) {
+    if !node.subs.is_empty() {
+        sink.node();
+    }
     for e in node.subs.values() {
         sink.plain(e);
     }
