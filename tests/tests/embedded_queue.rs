@@ -46,69 +46,51 @@ fn wait_with_timeout(mut child: std::process::Child, limit: Duration) -> std::pr
     }
 }
 
+/// Everything in `device-up` from the beginning, as `key=value` lines.
+fn consume_all(bootstrap: &str) -> String {
+    let args = [
+        "-C",
+        "-b",
+        bootstrap,
+        "-t",
+        "device-up",
+        "-e",
+        "-o",
+        "beginning",
+        "-f",
+        "%k=%s\n",
+    ];
+    kcat(&args, b"")
+}
+
+fn queue_bootstrap(hub: &TestHub) -> String {
+    hub.handle
+        .as_ref()
+        .and_then(|h| h.queue_addr)
+        .expect("the hub runs its queue by default")
+        .to_string()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kafka_clients_use_the_hubs_embedded_queue() {
     let hub = TestHub::start().await;
-    let addr = hub
-        .handle
-        .as_ref()
-        .and_then(|h| h.queue_addr)
-        .expect("the hub runs its queue by default");
-    let bootstrap = addr.to_string();
-    let produced = tokio::task::spawn_blocking({
-        let b = bootstrap.clone();
-        move || {
-            kcat(
-                &["-P", "-b", &b, "-t", "device-up", "-K", ":"],
-                b"dev1:a\ndev2:b\ndev1:c\n",
-            );
-            kcat(
-                &[
-                    "-C",
-                    "-b",
-                    &b,
-                    "-t",
-                    "device-up",
-                    "-e",
-                    "-o",
-                    "beginning",
-                    "-f",
-                    "%k=%s\n",
-                ],
-                b"",
-            )
-        }
+    let b = queue_bootstrap(&hub);
+    let produced = tokio::task::spawn_blocking(move || {
+        kcat(
+            &["-P", "-b", &b, "-t", "device-up", "-K", ":"],
+            b"dev1:a\ndev2:b\ndev1:c\n",
+        );
+        consume_all(&b)
     })
     .await
     .unwrap();
     assert_eq!(produced, "dev1=a\ndev2=b\ndev1=c\n");
 
     let hub = hub.restart().await;
-    let addr = hub
-        .handle
-        .as_ref()
-        .and_then(|h| h.queue_addr)
-        .expect("queue after restart");
-    let b = addr.to_string();
-    let after = tokio::task::spawn_blocking(move || {
-        kcat(
-            &[
-                "-C",
-                "-b",
-                &b,
-                "-t",
-                "device-up",
-                "-e",
-                "-o",
-                "beginning",
-                "-f",
-                "%k=%s\n",
-            ],
-            b"",
-        )
-    })
-    .await
-    .unwrap();
+    let b = queue_bootstrap(&hub);
+    let after = tokio::task::spawn_blocking(move || consume_all(&b))
+        .await
+        .unwrap();
     assert_eq!(
         after, "dev1=a\ndev2=b\ndev1=c\n",
         "queue data survives a hub restart"
