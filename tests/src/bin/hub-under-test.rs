@@ -15,7 +15,9 @@ use std::path::PathBuf;
 use hub::config::{Config, FlushPolicy};
 
 fn main() -> anyhow::Result<()> {
-    let mut config = Config::default();
+    // Admin and queue listeners on ephemeral ports, so parallel tests never
+    // collide on 8080/9092.
+    let mut config = Config::ephemeral(std::path::Path::new("data"));
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
         let value = args
