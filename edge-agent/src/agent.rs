@@ -34,6 +34,8 @@ pub struct Agent {
     /// Where local devices connect.
     pub local_addr: SocketAddr,
     pub boot: Boot,
+    /// The status endpoint's bound address, if enabled.
+    pub status_addr: Option<SocketAddr>,
     local_hub: hub::HubHandle,
     shutdown: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
@@ -97,12 +99,35 @@ impl Agent {
                 shutdown_rx,
             )));
         }
+        let status_addr = match config.local.status_listen {
+            Some(addr) => {
+                let bound = crate::status_http::bind(addr).await;
+                let (listener, bound) = match bound {
+                    Ok(b) => b,
+                    Err(e) => {
+                        let _ = shutdown.send(true);
+                        return Err(AgentError::Local(anyhow::anyhow!(
+                            "status endpoint {addr}: {e}"
+                        )));
+                    }
+                };
+                tasks.push(tokio::spawn(crate::status_http::serve(
+                    listener,
+                    buffer.clone(),
+                    stats.clone(),
+                    shutdown.subscribe(),
+                )));
+                Some(bound)
+            }
+            None => None,
+        };
         tracing::info!(%local_addr, gateway = %config.gateway_id, "edge agent running");
         Ok(Agent {
             buffer,
             uplink: stats,
             local_addr,
             boot,
+            status_addr,
             local_hub,
             shutdown,
             tasks,

@@ -45,6 +45,9 @@ pub struct LocalConfig {
     /// blocks (`full_policy = "block"`).
     pub max_pending_messages: usize,
     pub max_pending_bytes: usize,
+    /// HTTP status endpoint (`/status` JSON, `/metrics` Prometheus); unset:
+    /// off.
+    pub status_listen: Option<SocketAddr>,
 }
 
 impl Default for LocalConfig {
@@ -55,6 +58,7 @@ impl Default for LocalConfig {
             max_packet_size: 256 * 1024,
             max_pending_messages: 100_000,
             max_pending_bytes: 64 * 1024 * 1024,
+            status_listen: None,
         }
     }
 }

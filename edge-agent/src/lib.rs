@@ -6,7 +6,7 @@
 //! forwarder into the buffer), `buffer` (segment log, quota, recovery),
 //! `uplink` (MQTT 5 client over a `transport`, with `backoff` and a
 //! watchdog), `ids` (stable message ids and time stamps), `status` (health figures,
-//! published on a status topic), `config`.
+//! published on a status topic and served by `status_http`), `config`.
 
 pub mod agent;
 pub mod backoff;
@@ -15,5 +15,6 @@ pub mod config;
 pub mod ids;
 pub mod local;
 pub mod status;
+pub mod status_http;
 pub mod transport;
 pub mod uplink;

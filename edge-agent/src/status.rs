@@ -84,6 +84,93 @@ impl Status {
     }
 }
 
+impl Status {
+    /// Prometheus text exposition format.
+    pub fn to_prometheus(&self) -> String {
+        let mut out = String::new();
+        let mut metric = |name: &str, kind: &str, help: &str, value: u64| {
+            out.push_str(&format!(
+                "# HELP edge_{name} {help}\n# TYPE edge_{name} {kind}\nedge_{name} {value}\n"
+            ));
+        };
+        metric(
+            "link_up",
+            "gauge",
+            "1 while the uplink is connected",
+            u64::from(self.link_up),
+        );
+        metric(
+            "connects_total",
+            "counter",
+            "Uplink connections",
+            self.connects,
+        );
+        metric(
+            "forwarded_total",
+            "counter",
+            "Messages acked by the hub",
+            self.forwarded,
+        );
+        metric(
+            "rejected_total",
+            "counter",
+            "Messages refused by the hub",
+            self.rejected,
+        );
+        metric(
+            "watchdog_trips_total",
+            "counter",
+            "Links torn down for no progress",
+            self.watchdog_trips,
+        );
+        metric(
+            "buffered_messages",
+            "gauge",
+            "Messages stored and not acked",
+            self.pending,
+        );
+        metric(
+            "buffered_bytes",
+            "gauge",
+            "Buffer disk use",
+            self.disk_bytes,
+        );
+        metric(
+            "buffer_quota_bytes",
+            "gauge",
+            "Buffer disk quota",
+            self.quota_bytes,
+        );
+        metric(
+            "oldest_age_ms",
+            "gauge",
+            "Age of the oldest unacked message",
+            self.oldest_age_ms,
+        );
+        metric(
+            "appended_total",
+            "counter",
+            "Messages stored",
+            self.appended,
+        );
+        metric(
+            "blocked_total",
+            "counter",
+            "Appends refused by the block policy",
+            self.blocked,
+        );
+        out.push_str("# HELP edge_dropped_total Messages dropped, by reason\n# TYPE edge_dropped_total counter\n");
+        for (reason, v) in [
+            ("oldest", self.dropped_oldest),
+            ("new", self.dropped_new),
+            ("too_large", self.dropped_too_large),
+        ] {
+            out.push_str(&format!("edge_dropped_total{{reason=\"{reason}\"}} {v}\n"));
+        }
+        out
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -103,5 +190,8 @@ mod tests {
             "{j}"
         );
         assert!(j.ends_with("\"blocked\":0}"), "{j}");
+        let p = s.to_prometheus();
+        assert!(p.contains("edge_buffered_messages 3\n"), "{p}");
+        assert!(p.contains("edge_dropped_total{reason=\"new\"} 2\n"), "{p}");
     }
 }

@@ -26,7 +26,8 @@ async fn run(policy: &str) -> (Agent, tempfile::TempDir, u64) {
     let extra = format!(
         "fsync = \"none\"\nsegment_bytes = 131072\nquota_bytes = {QUOTA}\nfull_policy = \"{policy}\""
     );
-    let config = agent_config(dir.path(), 0, free_port(), &extra);
+    let mut config = agent_config(dir.path(), 0, free_port(), &extra);
+    config.local.status_listen = Some(([127, 0, 0, 1], 0).into());
     let agent = Agent::start(config).await.unwrap();
     let mut dev = TestClient::connect(agent.local_addr, "device-q", false).await;
     let mut acked = 0;
@@ -52,6 +53,21 @@ async fn run(policy: &str) -> (Agent, tempfile::TempDir, u64) {
     (agent, dir, acked)
 }
 
+/// One GET against the status endpoint; the whole response as text.
+async fn http_get(addr: std::net::SocketAddr, path: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(format!("GET {path} HTTP/1.1\r\nhost: x\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let mut out = String::new();
+    tokio::time::timeout(Duration::from_secs(5), s.read_to_string(&mut out))
+        .await
+        .unwrap()
+        .unwrap();
+    out
+}
+
 fn first_payload(agent: &Agent) -> (u64, u64) {
     let mut b = agent.buffer.lock();
     let all = b.read(0, 10_000).unwrap();
@@ -74,6 +90,11 @@ async fn quota_holds_for_each_policy() {
         assert_eq!(status.dropped_new, c.dropped_new);
         assert_eq!(status.dropped_oldest, c.dropped_oldest);
         assert!(status.pending > 0);
+        let metrics = http_get(agent.status_addr.unwrap(), "/metrics").await;
+        assert!(metrics.starts_with("HTTP/1.1 200"), "{metrics}");
+        assert!(metrics.contains("edge_buffered_bytes "), "{metrics}");
+        let json = http_get(agent.status_addr.unwrap(), "/status").await;
+        assert!(json.contains("\"link_up\":false"), "{json}");
         let (first, last) = first_payload(&agent);
         match policy {
             "drop-new" => {
