@@ -179,6 +179,10 @@ impl Case {
                 r.connect_concurrency = 500;
                 // Long enough for a settled RSS reading after the last connect.
                 r.duration = 4.0;
+                // A fresh loopback source address per run: the previous
+                // run's 10,000 closed ports sit in TIME_WAIT for a minute,
+                // and one address only has ~28k ephemeral ports.
+                r.source = vec![next_source()];
                 Scenario::Conn
             }
         };
@@ -219,6 +223,14 @@ impl Case {
         add("duration", format!("{}", r.duration));
         cmd
     }
+}
+
+/// 127.0.0.2 ... 127.0.0.254, round robin over the process's runs.
+fn next_source() -> std::net::IpAddr {
+    use std::sync::atomic::{AtomicU8, Ordering};
+    static NEXT: AtomicU8 = AtomicU8::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed) % 253;
+    std::net::IpAddr::from([127, 0, 0, 2 + n])
 }
 
 pub async fn run(o: CompareOptions) -> anyhow::Result<()> {
