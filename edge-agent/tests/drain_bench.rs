@@ -1,8 +1,10 @@
 //! Backlog drain benchmark (ignored by default; run with
 //! `cargo test --release -p edge-agent --test drain_bench -- --ignored --nocapture`).
 //! Fills the buffer with `EDGE_DRAIN_N` messages (default 200,000) while
-//! the uplink is down, then starts an in-process hub with one QoS 1
-//! subscriber and reports forwarded msgs/s and the process RSS.
+//! the uplink is down, then starts an in-process hub and the uplink, and
+//! while the backlog drains keeps live traffic flowing (`EDGE_LIVE_RATE`
+//! msgs/s, default 1000, appended like the local forwarder does). Reports
+//! forwarded msgs/s, how far behind live messages were, and the RSS.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -77,16 +79,52 @@ async fn drain_backlog() {
         stats.clone(),
         stop_rx,
     ));
+    let live_rate: u64 = std::env::var("EDGE_LIVE_RATE")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1000);
+    let live_buffer = buffer.clone();
+    let live = tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_millis(10));
+        let per_tick = (live_rate / 100).max(1);
+        let mut appended = 0u64;
+        let live_start = Instant::now();
+        // Live traffic flows until the backlog (sequences 0..n) is acked.
+        while live_start.elapsed() < Duration::from_secs(1)
+            || live_buffer.lock().first_unacked() < n
+        {
+            tick.tick().await;
+            for _ in 0..per_tick {
+                let e = NewEntry {
+                    boot_epoch: 1,
+                    received_ms: edge_agent::ids::now_ms(),
+                    boot_id: 3,
+                    qos: 1,
+                    retain: false,
+                    topic: "gw/gw-b/live".into(),
+                    payload: Bytes::from(vec![b'l'; 100]),
+                };
+                live_buffer.lock().append(&e, FullPolicy::Block).unwrap();
+                appended += 1;
+            }
+            live_buffer.notify_data();
+        }
+        appended
+    });
     let mut peak_rss = 0;
-    while buffer.lock().pending() > 0 {
+    while !live.is_finished() || buffer.lock().pending() > 0 {
         assert!(start.elapsed() < Duration::from_secs(300), "drain too slow");
         peak_rss = peak_rss.max(rss_kb());
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let took = start.elapsed();
+    // Every live message was acked while the backlog was still draining or
+    // right after: the live task stops when the backlog is done.
+    let live_sent = live.await.unwrap();
     let forwarded = stats.forwarded.load(Ordering::Relaxed);
     eprintln!(
-        "drained {forwarded} messages in {took:?}: {:.0} msgs/s; peak RSS {} MB (agent + hub)",
+        "drained {n} backlog + {live_sent} live messages ({forwarded} acked) in {took:?}: \
+         {:.0} msgs/s; peak RSS {} MB (agent + hub in one process)",
         forwarded as f64 / took.as_secs_f64(),
         peak_rss / 1024
     );
