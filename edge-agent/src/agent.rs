@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 use crate::buffer::{Buffer, BufferConfig, FsyncPolicy, SharedBuffer};
@@ -15,6 +15,8 @@ use crate::local::{self, Forwarder};
 use crate::uplink::{self, UplinkParams, UplinkStats};
 
 const SUBSCRIBE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Downlink messages waiting for the local hub; more are dropped (counted).
+const DOWNLINK_QUEUE: usize = 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AgentError {
@@ -65,8 +67,11 @@ impl Agent {
         let local_addr = local_hub.mqtt_addr;
         let stats = Arc::new(UplinkStats::default());
         let mut tasks = Vec::new();
+        let (downlink_tx, downlink_rx) = mpsc::channel(DOWNLINK_QUEUE);
+        let mut params = UplinkParams::from_config(&config);
+        params.downlink_tx = Some(downlink_tx);
         tasks.push(tokio::spawn(uplink::run(
-            UplinkParams::from_config(&config),
+            params,
             boot,
             buffer.clone(),
             stats.clone(),
@@ -81,6 +86,7 @@ impl Agent {
             buffer: buffer.clone(),
             hub_addr: local_addr,
             subscribed,
+            commands: Some(downlink_rx),
         };
         tasks.push(tokio::spawn(forwarder.run(shutdown_rx.clone())));
         // Until the forwarder has subscribed, the local hub would accept

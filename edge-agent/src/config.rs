@@ -26,6 +26,9 @@ pub struct Config {
     pub uplink: UplinkConfig,
     /// Local topic filter -> remote topic. At least one.
     pub rules: Vec<Rule>,
+    /// Remote topic filter -> local topic (commands to devices).
+    #[serde(default)]
+    pub downlink: Vec<Downlink>,
     #[serde(default)]
     pub log: LogConfig,
 }
@@ -185,6 +188,44 @@ impl Rule {
     }
 }
 
+/// A downlink rule: hub messages matching `filter` are published to local
+/// devices on `local`, where `${topic}` is the remote topic without `strip`
+/// at its front. `${gateway_id}` is replaced in all three.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Downlink {
+    pub filter: String,
+    #[serde(default)]
+    pub strip: String,
+    #[serde(default = "default_local")]
+    pub local: String,
+}
+
+fn default_local() -> String {
+    "${topic}".into()
+}
+
+impl Downlink {
+    pub fn remote_filter(&self, gateway_id: &str) -> String {
+        self.filter.replace("${gateway_id}", gateway_id)
+    }
+
+    /// The local topic for a remote one, if it makes a valid topic.
+    pub fn local_topic(&self, gateway_id: &str, remote: &str) -> Option<String> {
+        let strip = self.strip.replace("${gateway_id}", gateway_id);
+        let rest = remote.strip_prefix(strip.as_str()).unwrap_or(remote);
+        if rest.is_empty() {
+            return None;
+        }
+        let local = self
+            .local
+            .replace("${gateway_id}", gateway_id)
+            .replace("${topic}", rest);
+        mqtt::topic::validate_topic_name(&local).ok()?;
+        Some(local)
+    }
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LogConfig {
@@ -315,6 +356,18 @@ impl Config {
                 return Err(invalid(format!("rules[{i}].remote"), e));
             }
         }
+        for (i, d) in self.downlink.iter().enumerate() {
+            if let Err(e) = mqtt::topic::validate_topic_filter(&d.remote_filter(&self.gateway_id)) {
+                return Err(invalid(format!("downlink[{i}].filter"), e));
+            }
+            let sample = d
+                .local
+                .replace("${gateway_id}", &self.gateway_id)
+                .replace("${topic}", "a/b");
+            if let Err(e) = mqtt::topic::validate_topic_name(&sample) {
+                return Err(invalid(format!("downlink[{i}].local"), e));
+            }
+        }
         Ok(())
     }
 
@@ -368,6 +421,21 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("rules[0].filter"), "{err}");
+    }
+
+    #[test]
+    fn downlink_topics() {
+        let text = format!(
+            "{MIN}[[downlink]]\nfilter = \"cmd/${{gateway_id}}/#\"\nstrip = \"cmd/${{gateway_id}}/\"\n"
+        );
+        let c = Config::parse(&text).unwrap();
+        let d = &c.downlink[0];
+        assert_eq!(d.remote_filter("gw1"), "cmd/gw1/#");
+        assert_eq!(
+            d.local_topic("gw1", "cmd/gw1/lamp/on").as_deref(),
+            Some("lamp/on")
+        );
+        assert_eq!(d.local_topic("gw1", "cmd/gw1/"), None);
     }
 
     #[test]

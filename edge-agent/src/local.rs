@@ -22,10 +22,10 @@ use std::time::{Duration, Instant};
 use bytes::{Bytes, BytesMut};
 use mqtt::codec;
 use mqtt::session::client::{ClientConfig, ClientEvent, ClientSession};
-use mqtt::{Properties, Protocol, QoS, SubscribeFilter, SubscriptionOptions};
+use mqtt::{Properties, Protocol, Publish, QoS, SubscribeFilter, SubscriptionOptions};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 
 use crate::buffer::{Appended, FsyncPolicy, FullPolicy, NewEntry, SharedBuffer};
 use crate::config::{Config, Rule};
@@ -72,6 +72,8 @@ pub struct Forwarder {
     /// Turns true once the rules' subscriptions are in place: messages
     /// published before that match no subscriber and are not kept.
     pub subscribed: watch::Sender<bool>,
+    /// Downlink messages from the uplink, published to local devices.
+    pub commands: Option<mpsc::Receiver<Publish>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -89,7 +91,8 @@ enum End {
 }
 
 impl Forwarder {
-    pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
+    pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) {
+        let mut commands = self.commands.take();
         // A persistent session, so messages queued while we reconnect (or
         // while the agent was down) are kept by the local hub.
         let mut config = ClientConfig::new(FORWARDER_ID, Protocol::V5)
@@ -97,12 +100,15 @@ impl Forwarder {
             // Loopback: no keep-alive, so a long `block` does not get us
             // disconnected.
             .with_keep_alive(Duration::ZERO);
-        config.max_inflight = 1;
+        // Downlink messages in flight towards the local hub.
+        config.max_inflight = 64;
         let mut session = ClientSession::new(config);
         while !*shutdown.borrow() {
             match TcpStream::connect(self.hub_addr).await {
                 Ok(stream) => {
-                    let r = self.connection(&mut session, stream, &mut shutdown).await;
+                    let r = self
+                        .connection(&mut session, stream, &mut commands, &mut shutdown)
+                        .await;
                     session.connection_lost(Instant::now());
                     while session.poll_event().is_some() {}
                     match r {
@@ -124,6 +130,7 @@ impl Forwarder {
         &self,
         session: &mut ClientSession,
         stream: TcpStream,
+        commands: &mut Option<mpsc::Receiver<Publish>>,
         shutdown: &mut watch::Receiver<bool>,
     ) -> Result<(), End> {
         stream.set_nodelay(true)?;
@@ -154,6 +161,18 @@ impl Forwarder {
                         let _ = session.handle_packet(packet, now);
                     }
                 }
+                // A downlink message, while the local window has room.
+                cmd = next_command(commands), if session.is_connected() && session.publish_window() > 0 => {
+                    match cmd {
+                        Some(publish) => {
+                            if let Err(e) = session.publish(publish, Instant::now()) {
+                                tracing::warn!(error = %e, "downlink message not delivered locally");
+                            }
+                        }
+                        // The uplink is gone: stop polling the channel.
+                        None => *commands = None,
+                    }
+                }
                 _ = shutdown.changed() => return Err(End::Shutdown),
             }
         }
@@ -174,6 +193,8 @@ impl Forwarder {
                         filter: r.filter.clone(),
                         options: SubscriptionOptions {
                             qos: QoS::AtLeastOnce,
+                            // Our own downlink publishes must not loop back.
+                            no_local: true,
                             ..SubscriptionOptions::default()
                         },
                     })
@@ -263,5 +284,13 @@ impl Forwarder {
                 }
             }
         }
+    }
+}
+
+/// The next downlink message; pending forever when there is no channel.
+async fn next_command(commands: &mut Option<mpsc::Receiver<Publish>>) -> Option<Publish> {
+    match commands {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
     }
 }

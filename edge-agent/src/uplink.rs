@@ -22,13 +22,15 @@ use std::time::{Duration, Instant};
 use bytes::BytesMut;
 use mqtt::codec;
 use mqtt::session::client::{ClientConfig, ClientEvent, ClientSession, PublishError};
-use mqtt::{Packet, Protocol, Publish, QoS, ReasonCode};
+use mqtt::{
+    Packet, Properties, Protocol, Publish, QoS, ReasonCode, SubscribeFilter, SubscriptionOptions,
+};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 
 use crate::backoff::Backoff;
 use crate::buffer::{Entry, SharedBuffer};
-use crate::config::{Config, Transport};
+use crate::config::{Config, Downlink, Transport};
 use crate::ids::{self, Boot};
 use crate::status;
 use crate::transport;
@@ -54,6 +56,10 @@ pub struct UplinkParams {
     pub live_first: bool,
     /// Backlog messages per second (0: as fast as the window allows).
     pub backlog_rate: u32,
+    /// Downlink rules; matching hub messages go to `downlink_tx`.
+    pub downlink: Vec<Downlink>,
+    /// Where downlink messages go (the local forwarder); `None`: dropped.
+    pub downlink_tx: Option<mpsc::Sender<Publish>>,
 }
 
 impl UplinkParams {
@@ -87,6 +93,8 @@ impl UplinkParams {
                 .then(|| Duration::from_secs(u.status_interval_secs)),
             live_first: u.live_first,
             backlog_rate: u.backlog_rate,
+            downlink: c.downlink.clone(),
+            downlink_tx: None,
         }
     }
 }
@@ -102,6 +110,12 @@ pub struct UplinkStats {
     /// block the rest forever.
     pub rejected: AtomicU64,
     pub watchdog_trips: AtomicU64,
+    /// The hub confirmed the downlink subscriptions.
+    pub downlink_subscribed: AtomicBool,
+    /// Downlink messages handed to the local side.
+    pub downlink_delivered: AtomicU64,
+    /// Downlink messages dropped (local queue full or no valid local topic).
+    pub downlink_dropped: AtomicU64,
 }
 
 /// Why a connection ended.
@@ -313,6 +327,7 @@ impl Uplink {
                     self.live_next = next;
                     self.tokens = 0.0;
                     self.tokens_at = now;
+                    self.subscribe_downlink(now);
                 }
                 ClientEvent::SessionDiscarded { .. } => self.rewind(),
                 ClientEvent::Acked { pkid, reason, .. } => {
@@ -342,13 +357,69 @@ impl Uplink {
                 ClientEvent::ConnectionLost(cause) => {
                     return Err(LinkEnd::Session(format!("{cause:?}")))
                 }
-                // No downlink yet: nothing is subscribed upstream.
-                ClientEvent::Message(_)
-                | ClientEvent::SubAcked { .. }
-                | ClientEvent::UnsubAcked { .. } => {}
+                ClientEvent::Message(publish) => self.deliver_downlink(publish),
+                ClientEvent::SubAcked { reasons, .. } => {
+                    if reasons.iter().all(|r| r.is_success()) {
+                        self.stats
+                            .downlink_subscribed
+                            .store(true, Ordering::Relaxed);
+                    } else {
+                        tracing::error!(?reasons, "downlink subscription refused");
+                    }
+                }
+                ClientEvent::UnsubAcked { .. } => {}
             }
         }
         Ok(())
+    }
+
+    fn subscribe_downlink(&mut self, now: Instant) {
+        if self.p.downlink.is_empty() {
+            return;
+        }
+        let filters = self
+            .p
+            .downlink
+            .iter()
+            .map(|d| SubscribeFilter {
+                filter: d.remote_filter(&self.p.gateway_id),
+                options: SubscriptionOptions {
+                    qos: QoS::AtLeastOnce,
+                    ..SubscriptionOptions::default()
+                },
+            })
+            .collect();
+        if let Err(e) = self.session.subscribe(filters, Properties::default(), now) {
+            tracing::error!(error = %e, "cannot subscribe to downlink topics");
+        }
+    }
+
+    /// A message from the hub: map it to a local topic and hand it to the
+    /// local side. The session has already queued its PUBACK, so a crash
+    /// from here on loses it (at most once); a full local queue drops it.
+    fn deliver_downlink(&mut self, publish: Publish) {
+        let gw = &self.p.gateway_id;
+        let local = self
+            .p
+            .downlink
+            .iter()
+            .find(|d| mqtt::topic::matches(&d.remote_filter(gw), &publish.topic))
+            .and_then(|d| d.local_topic(gw, &publish.topic));
+        let sent = match (local, &self.p.downlink_tx) {
+            (Some(topic), Some(tx)) => {
+                let mut out = Publish::new(topic, QoS::AtLeastOnce, publish.payload.clone());
+                out.properties.user_properties = publish.properties.user_properties.clone();
+                tx.try_send(out).is_ok()
+            }
+            _ => false,
+        };
+        let counter = if sent {
+            &self.stats.downlink_delivered
+        } else {
+            tracing::warn!(topic = %publish.topic, "downlink message dropped");
+            &self.stats.downlink_dropped
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
     }
 
     /// The hub does not have our in-flight messages: send again from the
