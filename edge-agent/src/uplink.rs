@@ -192,6 +192,7 @@ pub async fn run(
         reached_connack: false,
         stats,
     };
+    let mut failing = false;
     while !*shutdown.borrow() {
         match transport::connect(up.p.transport, &up.p.address, up.p.connect_timeout).await {
             Ok(stream) => {
@@ -213,9 +214,17 @@ pub async fn run(
                 // worked, so a hub refusing CONNECT is not hammered.
                 if std::mem::take(&mut up.reached_connack) {
                     backoff.reset();
+                    failing = false;
                 }
             }
-            Err(e) => tracing::debug!(error = %e, address = %up.p.address, "uplink connect failed"),
+            Err(e) => {
+                // Loud on the first failure of an outage, quiet on retries.
+                if std::mem::replace(&mut failing, true) {
+                    tracing::debug!(error = %e, address = %up.p.address, "uplink connect failed");
+                } else {
+                    tracing::warn!(error = %e, address = %up.p.address, "uplink connect failed; retrying with backoff");
+                }
+            }
         }
         let delay = backoff.next_delay();
         // Wait out the backoff unless asked to stop.
