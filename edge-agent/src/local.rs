@@ -260,6 +260,7 @@ impl Forwarder {
             boot_epoch: self.boot.epoch_ms,
             received_ms: ids::now_ms(),
             boot_id: self.boot.id,
+            mono_ms: self.boot.uptime_ms(),
             qos: u8::from(qos != QoS::AtMostOnce),
             retain,
             topic: rule.remote_topic(&self.gateway_id, topic),

@@ -90,6 +90,7 @@ async fn stalled_link_is_torn_down_and_resent() {
                 boot_epoch: 1,
                 received_ms: 2,
                 boot_id: 3,
+                mono_ms: 4,
                 qos: 1,
                 retain: false,
                 topic: "gw/gw-w/t".into(),

@@ -1,15 +1,15 @@
 //! One buffered message and its binary layout inside a record payload.
 //!
 //! Layout (all integers little-endian): `version: u8 = 1 | seq: u64 |
-//! boot_epoch: u64 | received_ms: u64 | boot_id: u64 | qos: u8 | retain: u8 |
-//! topic_len: u16 | topic | payload`. The stable id and receive time are
+//! boot_epoch: u64 | received_ms: u64 | boot_id: u64 | mono_ms: u64 |
+//! qos: u8 | retain: u8 | topic_len: u16 | topic | payload`. The stable id and receive time are
 //! stored with the message so a replay after any restart carries the same
 //! values as the first attempt.
 
 use bytes::Bytes;
 
 const VERSION: u8 = 1;
-const FIXED: usize = 1 + 8 + 8 + 8 + 8 + 1 + 1 + 2;
+const FIXED: usize = 1 + 8 + 8 + 8 + 8 + 8 + 1 + 1 + 2;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Entry {
@@ -21,6 +21,9 @@ pub struct Entry {
     pub received_ms: u64,
     /// Random id of the agent run that received the message.
     pub boot_id: u64,
+    /// Milliseconds since that run started (monotonic clock), so the wall
+    /// time can be corrected if the clock is set later in the same run.
+    pub mono_ms: u64,
     /// 0, 1 or 2: the QoS used towards the hub.
     pub qos: u8,
     pub retain: bool,
@@ -35,6 +38,7 @@ pub struct NewEntry {
     pub boot_epoch: u64,
     pub received_ms: u64,
     pub boot_id: u64,
+    pub mono_ms: u64,
     pub qos: u8,
     pub retain: bool,
     pub topic: String,
@@ -53,6 +57,7 @@ impl NewEntry {
         out.extend_from_slice(&self.boot_epoch.to_le_bytes());
         out.extend_from_slice(&self.received_ms.to_le_bytes());
         out.extend_from_slice(&self.boot_id.to_le_bytes());
+        out.extend_from_slice(&self.mono_ms.to_le_bytes());
         out.push(self.qos);
         out.push(u8::from(self.retain));
         // Topics are checked to fit a u16 before they get here (MQTT limit).
@@ -78,9 +83,10 @@ pub fn decode(buf: &[u8]) -> Option<Entry> {
     let boot_epoch = u64_at(buf, 9)?;
     let received_ms = u64_at(buf, 17)?;
     let boot_id = u64_at(buf, 25)?;
-    let qos = buf[33];
-    let retain = buf[34] != 0;
-    let tlen = usize::from(u16::from_le_bytes([buf[35], buf[36]]));
+    let mono_ms = u64_at(buf, 33)?;
+    let qos = buf[41];
+    let retain = buf[42] != 0;
+    let tlen = usize::from(u16::from_le_bytes([buf[43], buf[44]]));
     let topic = buf.get(FIXED..FIXED + tlen)?;
     let topic = std::str::from_utf8(topic).ok()?.to_owned();
     let payload = Bytes::copy_from_slice(buf.get(FIXED + tlen..)?);
@@ -92,6 +98,7 @@ pub fn decode(buf: &[u8]) -> Option<Entry> {
         boot_epoch,
         received_ms,
         boot_id,
+        mono_ms,
         qos,
         retain,
         topic,
@@ -117,6 +124,7 @@ mod tests {
             boot_epoch: 7,
             received_ms: 9,
             boot_id: 11,
+            mono_ms: 13,
             qos: 1,
             retain: true,
             topic: "a/b".into(),
@@ -130,6 +138,7 @@ mod tests {
         assert_eq!(d.topic, "a/b");
         assert_eq!(&d.payload[..], b"xyz");
         assert!(d.retain);
+        assert_eq!(d.mono_ms, 13);
         assert_eq!(peek_seq(&buf), Some(42));
         assert_eq!(decode(&buf[..10]), None);
     }

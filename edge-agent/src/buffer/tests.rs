@@ -24,6 +24,7 @@ fn msg(i: u32, size: usize) -> NewEntry {
         boot_epoch: 1,
         received_ms: 2,
         boot_id: 3,
+        mono_ms: 4,
         qos: 1,
         retain: false,
         topic: format!("t/{}", i % 3),
