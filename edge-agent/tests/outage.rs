@@ -13,9 +13,20 @@ use std::time::Duration;
 use common::{agent_config, Received, TestClient};
 use edge_agent::agent::Agent;
 
-const MESSAGES: u64 = 400;
 const TOPICS: [&str; 2] = ["sensors/a", "sensors/b"];
-const OUTAGE: Duration = Duration::from_secs(3);
+/// 3 s keeps CI fast; `EDGE_OUTAGE_SECS=30` runs the full outage.
+fn outage() -> Duration {
+    let secs = std::env::var("EDGE_OUTAGE_SECS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3);
+    Duration::from_secs(secs)
+}
+
+/// Enough messages at one per 15 ms to keep publishing ~3 s past the outage.
+fn messages() -> u64 {
+    (outage().as_millis() as u64 + 3000) / 15
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hub_outage_loses_nothing_and_keeps_order() {
@@ -43,7 +54,7 @@ async fn hub_outage_loses_nothing_and_keeps_order() {
         let mut dev = TestClient::connect(local, "device-1", false).await;
         let mut sent: HashMap<String, Vec<u64>> = HashMap::new();
         let mut tick = tokio::time::interval(Duration::from_millis(15));
-        for n in 0..MESSAGES {
+        for n in 0..messages() {
             tick.tick().await;
             let topic = TOPICS[(n % 2) as usize];
             assert!(
@@ -69,18 +80,18 @@ async fn hub_outage_loses_nothing_and_keeps_order() {
 
     hub1.shutdown().await.unwrap();
     drop(sub);
-    tokio::time::sleep(OUTAGE).await; // the deliberate outage
+    tokio::time::sleep(outage()).await; // the deliberate outage
     let mut config2 = hub::Config::ephemeral(&hub_dir);
     config2.mqtt.listen = hub_addr;
     let hub2 = hub::start(config2).await.unwrap();
     let mut sub = TestClient::connect(hub_addr, "outage-sub", true).await;
 
-    let sent = tokio::time::timeout(Duration::from_secs(30), device)
+    let sent = tokio::time::timeout(outage() + Duration::from_secs(30), device)
         .await
         .expect("device finished")
         .unwrap();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    while (got.unique() as u64) < MESSAGES && tokio::time::Instant::now() < deadline {
+    let deadline = tokio::time::Instant::now() + outage() + Duration::from_secs(30);
+    while (got.unique() as u64) < messages() && tokio::time::Instant::now() < deadline {
         if let Some(p) = sub.next_message(Duration::from_secs(5)).await {
             got.add(&p);
         }
@@ -102,7 +113,7 @@ async fn hub_outage_loses_nothing_and_keeps_order() {
         got.arrivals.iter().filter(|a| a.1).count()
     );
     assert!(overtaking > 0, "live messages waited for the backlog");
-    assert_eq!(got.unique() as u64, MESSAGES);
+    assert_eq!(got.unique() as u64, messages());
     let stats = &agent.uplink;
     eprintln!(
         "outage: {} unique, {} duplicates dropped by id, {} uplink connects",
