@@ -132,8 +132,12 @@ deadline = time.time() + 60
 while time.time() < deadline and (len(seen) < 300 or not any(e[0] == "B" and e[1] == "assign" and e[2] for e in events)):
     poll(a, "A"); poll(bc, "B")
 a.close()
+# B may already have seen every message; wait for the rebalance after A left too.
+def b_owns_all():
+    mine = [e for e in events if e[0] == "B" and e[1] == "assign"]
+    return bool(mine) and mine[-1][2] == [0, 1, 2, 3]
 deadline = time.time() + 60
-while len(seen) < N and time.time() < deadline:
+while time.time() < deadline and (len(seen) < N or not b_owns_all()):
     poll(bc, "B")
 bc.close()
 print(json.dumps({"consumed": len(seen), "seen": seen, "committed": sorted(committed), "events": events}))
