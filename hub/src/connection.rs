@@ -20,6 +20,7 @@ use crate::admission::Admission;
 use crate::broker::Broker;
 use crate::metrics::Metrics;
 use crate::outbox::SharedOrigin;
+use crate::peer::PeerInfo;
 use crate::session::SessionShared;
 use crate::store::Op;
 use crate::transport::Transport;
@@ -52,6 +53,9 @@ pub struct Connection<S> {
     close: Option<CloseReason>,
     /// The listener's connection slot, released when this connection ends.
     slot: Option<OwnedSemaphorePermit>,
+    /// Set by the listener; shared because most connections of a listener
+    /// differ only in the remote address.
+    peer: Option<Arc<PeerInfo>>,
 }
 
 impl<S: Transport> Connection<S> {
@@ -70,7 +74,18 @@ impl<S: Transport> Connection<S> {
             shared_inflight: HashMap::new(),
             close: None,
             slot: None,
+            peer: None,
         }
+    }
+
+    /// Records who the listener says is connecting.
+    pub fn with_peer(mut self, peer: Arc<PeerInfo>) -> Connection<S> {
+        self.peer = Some(peer);
+        self
+    }
+
+    pub fn peer(&self) -> Option<&PeerInfo> {
+        self.peer.as_deref()
     }
 
     /// Holds a connection-limit permit for as long as the connection runs.

@@ -10,6 +10,7 @@ pub mod config;
 pub mod connection;
 pub mod metrics;
 pub mod outbox;
+pub mod peer;
 pub mod router;
 pub mod server;
 pub mod session;

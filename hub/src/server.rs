@@ -18,6 +18,7 @@ use crate::config::Config;
 use crate::connection::Connection;
 use crate::metrics::Metrics;
 use crate::outbox::Queued;
+use crate::peer::PeerInfo;
 use crate::router::trie::SubEntry;
 use crate::session::SessionShared;
 use crate::store::{Loaded, LoadedDelivery, LoadedSession, Store};
@@ -265,6 +266,7 @@ async fn accept_loop(
     permits: Arc<Semaphore>,
     mut shutdown: watch::Receiver<bool>,
 ) {
+    let listener_name: Arc<str> = Arc::from("tcp");
     loop {
         let accepted = tokio::select! {
             a = listener.accept() => a,
@@ -286,7 +288,10 @@ async fn accept_loop(
             continue;
         };
         let _ = stream.set_nodelay(true);
-        let conn = Connection::new(broker.clone(), stream).with_slot(permit);
+        let info = Arc::new(PeerInfo::new(listener_name.clone(), Some(peer)));
+        let conn = Connection::new(broker.clone(), stream)
+            .with_slot(permit)
+            .with_peer(info);
         tokio::spawn(conn.run(shutdown.clone()));
     }
 }
