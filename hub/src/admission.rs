@@ -8,7 +8,6 @@ use std::time::{Duration, Instant};
 use mqtt::message::Message;
 use mqtt::session::server::SessionState;
 use mqtt::{Connect, LastWill, ReasonCode};
-use tokio::sync::oneshot;
 
 use crate::broker::{lock_write, Broker};
 use crate::metrics::Metrics;
@@ -23,7 +22,6 @@ pub struct Admission {
     pub session: Arc<SessionShared>,
     pub resumed: Option<SessionState>,
     pub assigned_id: Option<String>,
-    pub kicked: oneshot::Receiver<ReasonCode>,
 }
 
 impl Broker {
@@ -43,8 +41,6 @@ impl Broker {
         } else {
             requested
         };
-        let (kick_tx, kicked) = oneshot::channel();
-        let mut kick_tx = Some(kick_tx);
         let deadline = Instant::now() + TAKEOVER_WAIT;
         loop {
             let session = self
@@ -75,15 +71,10 @@ impl Broker {
                 } else if let Some(link) = inner.conn.as_mut().filter(|_| Instant::now() < deadline)
                 {
                     // [MQTT-3.1.4-3] disconnect the existing connection (0x8E).
-                    if let Some(k) = link.kick.take() {
-                        let _ = k.send(ReasonCode::SESSION_TAKEN_OVER);
-                    }
+                    session.bell.kick(link.id, ReasonCode::SESSION_TAKEN_OVER);
                     Step::Wait
                 } else {
-                    let link = ConnLink {
-                        id: conn_id,
-                        kick: kick_tx.take(),
-                    };
+                    let link = ConnLink { id: conn_id };
                     session.set_conn(&mut inner, Some(link));
                     inner.generation += 1;
                     inner.disconnected_at = None;
@@ -132,7 +123,6 @@ impl Broker {
                         session,
                         resumed,
                         assigned_id,
-                        kicked,
                     };
                 }
             }
@@ -188,6 +178,7 @@ impl Broker {
             let mut inner = session.inner();
             if inner.conn.as_ref().is_some_and(|c| c.id == conn_id) {
                 session.set_conn(&mut inner, None);
+                session.bell.clear();
                 inner.disconnected_at = Some(Instant::now());
             }
             if inner.expiry > 0 {

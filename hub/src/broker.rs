@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Instant;
 
@@ -33,6 +33,9 @@ pub struct Broker {
     pub metrics: Metrics,
     pub started: Instant,
     next_id: AtomicU64,
+    /// Set once by `begin_shutdown`; attached connections check it when
+    /// their doorbell rings.
+    shutting_down: AtomicBool,
 }
 
 /// What routing one message did.
@@ -189,7 +192,32 @@ impl Broker {
             metrics: Metrics::default(),
             started: Instant::now(),
             next_id: AtomicU64::new(1),
+            shutting_down: AtomicBool::new(false),
         }
+    }
+
+    /// Tells every attached connection to close (v5: DISCONNECT 0x8B).
+    /// Connections not yet attached to a session see the shutdown signal
+    /// of `server::start` instead.
+    pub fn begin_shutdown(&self) {
+        self.shutting_down.store(true, Ordering::Release);
+        for s in self.sessions.iter() {
+            s.value().bell.ring();
+        }
+    }
+
+    /// Wakes every attached connection whose keep-alive (or other) deadline
+    /// has passed; run every `DEADLINE_SWEEP` by the server.
+    pub fn sweep_deadlines(&self, now: Instant) {
+        for s in self.sessions.iter() {
+            if s.is_online() {
+                s.bell.ring_if_due(now, self.started);
+            }
+        }
+    }
+
+    pub fn is_shutting_down(&self) -> bool {
+        self.shutting_down.load(Ordering::Acquire)
     }
 
     pub fn next_id(&self) -> u64 {
@@ -310,7 +338,7 @@ impl Broker {
                 ops.push(Op::DeleteMessage(session.client_id.clone(), d.seq));
             }
         }
-        session.notify.notify_one();
+        session.bell.ring();
     }
 
     /// Sends store ops; a failing store is logged, and `sync` waiters see it

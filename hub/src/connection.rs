@@ -4,7 +4,9 @@
 //! session from its outbox as the in-flight window allows.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::sync::Arc;
+use std::task::{ready, Context, Poll};
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
@@ -14,10 +16,11 @@ use mqtt::session::server::{
 };
 use mqtt::{codec, LastWill, Protocol, QoS, ReasonCode};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::sync::{oneshot, watch, OwnedSemaphorePermit};
+use tokio::sync::{watch, OwnedSemaphorePermit};
 
 use crate::admission::Admission;
 use crate::broker::Broker;
+use crate::doorbell;
 use crate::metrics::Metrics;
 use crate::outbox::SharedOrigin;
 use crate::peer::PeerInfo;
@@ -37,7 +40,37 @@ const FIRST_READ: usize = 512;
 
 struct Attached {
     session: Arc<SessionShared>,
-    kicked: oneshot::Receiver<ReasonCode>,
+}
+
+/// Why an idle connection woke up.
+enum Wake {
+    Closed(ReasonCode),
+    Read(std::io::Result<usize>),
+    Outbox,
+    Timeout,
+}
+
+/// Reads what the transport has, allocating the read buffer only once it
+/// is readable: an idle connection holds no buffer.
+fn poll_read<S: Transport>(
+    stream: &mut S,
+    rbuf: &mut BytesMut,
+    cx: &mut Context<'_>,
+) -> Poll<std::io::Result<usize>> {
+    if rbuf.capacity() == 0 {
+        if let Err(e) = ready!(stream.poll_read_ready(cx)) {
+            return Poll::Ready(Err(e));
+        }
+        // Small first: most wake-ups of a quiet client carry one small
+        // packet; a busy one grows to READ_CHUNK next time.
+        rbuf.reserve(FIRST_READ);
+    } else if rbuf.capacity() - rbuf.len() < READ_CHUNK / 4 {
+        rbuf.reserve(READ_CHUNK);
+    }
+    // `read_buf` keeps no state between polls, so a fresh one per poll is
+    // equivalent to awaiting one, and costs the task nothing while idle.
+    let read = stream.read_buf(rbuf);
+    std::pin::pin!(read).poll(cx)
 }
 
 pub struct Connection<S> {
@@ -96,78 +129,110 @@ impl<S: Transport> Connection<S> {
         self
     }
 
-    pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) {
-        Metrics::inc(&self.broker.metrics.connections_current);
-        Metrics::inc(&self.broker.metrics.connections_total);
-        loop {
-            // Rarely-taken, large futures are boxed so that an idle
-            // connection's task stays small (see the size test below).
-            if self.session.has_events() {
-                Box::pin(self.process_events()).await;
-                // Input held back while the CONNECT was being admitted.
-                if !self.rbuf.is_empty() && !self.session.is_admitting() {
-                    self.decode_input();
-                    continue;
-                }
-            }
-            let ops = self.drain_outbox();
-            if !ops.is_empty() {
-                Box::pin(self.broker.submit(ops)).await;
-            }
-            if self.session.has_transmit() && Box::pin(self.flush()).await.is_err() {
-                self.session.connection_lost();
-                Box::pin(self.process_events()).await;
-            }
-            if self.session.is_closed() {
-                break;
-            }
-            if self.rbuf.is_empty() && self.rbuf.capacity() > 0 {
-                // Nothing half-read: give the buffer back while idle.
-                self.rbuf = BytesMut::new();
-            }
-            let timeout = self.session.poll_timeout();
-            let notify = self.attached.as_ref().map(|a| a.session.clone());
-            tokio::select! {
-                // A takeover or admin kick closes us with its reason.
-                reason = async { match self.attached.as_mut() { Some(a) => (&mut a.kicked).await.ok(), None => std::future::pending().await } } => {
-                    self.session.close_by_server(reason.unwrap_or(ReasonCode::SESSION_TAKEN_OVER));
-                }
-                // Hub shutdown: v5 clients get DISCONNECT 0x8B.
-                _ = shutdown.changed() => {
-                    self.session.close_by_server(ReasonCode::SERVER_SHUTTING_DOWN);
-                }
-                // Bytes from the client. The read buffer is only allocated
-                // once the socket is readable.
-                read = async {
-                    if self.rbuf.capacity() == 0 {
-                        self.stream.readable().await?;
-                        // Small first: most wake-ups of a quiet client carry one
-                        // small packet; a busy one grows to READ_CHUNK next time.
-                        self.rbuf.reserve(FIRST_READ);
-                    } else if self.rbuf.capacity() - self.rbuf.len() < READ_CHUNK / 4 {
-                        self.rbuf.reserve(READ_CHUNK);
+    /// Runs the connection to its end. Not an `async fn`: its arguments
+    /// would be stored twice in the future (once as captured, once moved
+    /// into the body), and for an idle connection that future is most of
+    /// what it costs.
+    #[allow(clippy::manual_async_fn)]
+    pub fn run(
+        mut self,
+        mut shutdown: watch::Receiver<bool>,
+    ) -> impl std::future::Future<Output = ()> {
+        async move {
+            Metrics::inc(&self.broker.metrics.connections_current);
+            Metrics::inc(&self.broker.metrics.connections_total);
+            loop {
+                // Rarely-taken, large futures are boxed so that an idle
+                // connection's task stays small (see the size test below).
+                if self.session.has_events() {
+                    Box::pin(self.process_events()).await;
+                    // Input held back while the CONNECT was being admitted.
+                    if !self.rbuf.is_empty() && !self.session.is_admitting() {
+                        self.decode_input();
+                        continue;
                     }
-                    self.stream.read_buf(&mut self.rbuf).await
-                } => {
-                    match read {
-                        Ok(0) | Err(_) => self.session.connection_lost(),
-                        Ok(n) => {
-                            Metrics::add(&self.broker.metrics.bytes_in, n as u64);
-                            self.decode_input();
+                }
+                let ops = self.drain_outbox();
+                if !ops.is_empty() {
+                    Box::pin(self.broker.submit(ops)).await;
+                }
+                if self.session.has_transmit() && Box::pin(self.flush()).await.is_err() {
+                    self.session.connection_lost();
+                    Box::pin(self.process_events()).await;
+                }
+                if self.session.is_closed() {
+                    break;
+                }
+                if self.rbuf.is_empty() && self.rbuf.capacity() > 0 {
+                    // Nothing half-read: give the buffer back while idle.
+                    self.rbuf = BytesMut::new();
+                    self.session.trim();
+                }
+                let timeout = self.session.poll_timeout();
+                let wake = if let Some(a) = &self.attached {
+                    // The common, idle case: one poll function, no futures;
+                    // the deadline is watched by the broker's sweep.
+                    let (session, id, broker) = (&a.session, self.id, &self.broker);
+                    session.bell.set_deadline(timeout, broker.started);
+                    let (stream, rbuf) = (&mut self.stream, &mut self.rbuf);
+                    std::future::poll_fn(|cx| {
+                        // Registered before the checks, so a ring between
+                        // them and the wait is not lost.
+                        session.bell.register(cx.waker());
+                        if let Some(reason) = session.bell.kicked(id) {
+                            return Poll::Ready(Wake::Closed(reason));
                         }
+                        if broker.is_shutting_down() {
+                            return Poll::Ready(Wake::Closed(ReasonCode::SERVER_SHUTTING_DOWN));
+                        }
+                        match session.bell.take_ring() {
+                            0 => {}
+                            rung if rung & doorbell::DEADLINE != 0 => {
+                                return Poll::Ready(Wake::Timeout);
+                            }
+                            _ => return Poll::Ready(Wake::Outbox),
+                        }
+                        poll_read(stream, rbuf, cx).map(Wake::Read)
+                    })
+                    .await
+                } else {
+                    // Before CONNECT is admitted (or after it was refused).
+                    let (stream, rbuf) = (&mut self.stream, &mut self.rbuf);
+                    Box::pin(async {
+                        let deadline = async {
+                            match timeout {
+                                Some(t) => tokio::time::sleep_until(t.into()).await,
+                                None => std::future::pending().await,
+                            }
+                        };
+                        tokio::select! {
+                            _ = shutdown.changed() => Wake::Closed(ReasonCode::SERVER_SHUTTING_DOWN),
+                            r = std::future::poll_fn(|cx| poll_read(stream, rbuf, cx)) => Wake::Read(r),
+                            _ = deadline => Wake::Timeout,
+                        }
+                    })
+                    .await
+                };
+                match wake {
+                    // A takeover, an admin kick or hub shutdown (v5 clients
+                    // get DISCONNECT with the reason).
+                    Wake::Closed(reason) => self.session.close_by_server(reason),
+                    Wake::Read(Ok(0) | Err(_)) => self.session.connection_lost(),
+                    Wake::Read(Ok(n)) => {
+                        Metrics::add(&self.broker.metrics.bytes_in, n as u64);
+                        self.decode_input();
                     }
-                }
-                // New messages in our outbox (drained at the top of the loop).
-                _ = async { match &notify { Some(s) => s.notify.notified().await, None => std::future::pending().await } } => {}
-                // Keep-alive or connect deadline.
-                _ = async { match timeout { Some(t) => tokio::time::sleep_until(t.into()).await, None => std::future::pending().await } } => {
-                    self.session.handle_timeout(Instant::now());
+                    // New messages: drained at the top of the loop.
+                    Wake::Outbox => {}
+                    // Keep-alive or connect deadline. A ring for new messages
+                    // that came with it is served by the drain at the top.
+                    Wake::Timeout => self.session.handle_timeout(Instant::now()),
                 }
             }
+            let broker = self.broker.clone();
+            Box::pin(self.finish()).await;
+            Metrics::dec(&broker.metrics.connections_current);
         }
-        let broker = self.broker.clone();
-        Box::pin(self.finish()).await;
-        Metrics::dec(&broker.metrics.connections_current);
     }
 
     fn decode_input(&mut self) {
@@ -212,14 +277,13 @@ impl<S: Transport> Connection<S> {
                         session,
                         resumed,
                         assigned_id,
-                        kicked,
                     } = self.broker.admit(self.id, &c).await;
                     tracing::debug!(conn = self.id, client = %session.client_id, protocol = ?c.protocol, "connected");
                     self.will = c.will.clone().map(Box::new);
                     let rri = c.properties.request_response_information == Some(1);
                     self.sync_barrier().await;
                     self.session.accept(assigned_id, resumed, rri);
-                    self.attached = Some(Attached { session, kicked });
+                    self.attached = Some(Attached { session });
                 }
                 Event::Publish(p) => {
                     Metrics::inc(&self.broker.metrics.messages_in);
@@ -383,7 +447,7 @@ impl<S: Transport> Connection<S> {
         }
         // More left and room to send: come back without waiting for a wake-up.
         if !outbox.is_empty() && self.session.can_deliver() {
-            a.session.notify.notify_one();
+            a.session.bell.ring();
         }
         ops
     }

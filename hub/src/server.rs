@@ -75,6 +75,7 @@ pub async fn start(config: Config) -> anyhow::Result<HubHandle> {
         tokio::spawn(crate::sys::run(broker.clone(), shutdown_rx.clone()));
     }
     tokio::spawn(expiry_loop(broker.clone(), shutdown_rx.clone()));
+    tokio::spawn(deadline_loop(broker.clone(), shutdown_rx.clone()));
     let admin_addr = if broker.config.admin.enabled {
         // The MQTT service does not depend on the admin API: if its port is
         // taken, say so loudly and keep serving devices.
@@ -296,6 +297,21 @@ async fn accept_loop(
     }
 }
 
+/// How often connections' keep-alive deadlines are checked: the 1.5x
+/// keep-alive timeout fires at most this much late.
+const DEADLINE_SWEEP: Duration = Duration::from_millis(250);
+
+async fn deadline_loop(broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(DEADLINE_SWEEP);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => broker.sweep_deadlines(Instant::now()),
+            _ = shutdown.changed() => return,
+        }
+    }
+}
+
 async fn expiry_loop(broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>) {
     let mut tick = tokio::time::interval(Duration::from_secs(
         broker.config.persistence.expiry_check_secs.max(1),
@@ -318,6 +334,7 @@ impl HubHandle {
     /// them to park their sessions, commit the store.
     pub async fn shutdown(mut self) -> anyhow::Result<()> {
         let _ = self.shutdown.send(true);
+        self.broker.begin_shutdown();
         let all = u32::try_from(self.max_connections).unwrap_or(u32::MAX);
         if tokio::time::timeout(SHUTDOWN_GRACE, self.permits.acquire_many(all))
             .await

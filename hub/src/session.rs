@@ -9,16 +9,15 @@ use std::time::Instant;
 
 use mqtt::session::server::SessionState;
 use mqtt::{Protocol, ReasonCode};
-use tokio::sync::{oneshot, Notify};
+use tokio::sync::Notify;
 
+use crate::doorbell::Doorbell;
 use crate::outbox::Outbox;
 use crate::store::{SessionRecord, StoredSubscription};
 
 /// The connection currently attached to a session.
 pub struct ConnLink {
     pub id: u64,
-    /// Tells the connection to close with this reason (takeover, kick).
-    pub kick: Option<oneshot::Sender<ReasonCode>>,
 }
 
 pub struct SessionInner {
@@ -43,8 +42,8 @@ pub struct SessionShared {
     persistent: AtomicBool,
     online: AtomicBool,
     pub outbox: Mutex<Outbox>,
-    /// Wakes the attached connection: new messages in the outbox.
-    pub notify: Notify,
+    /// Wakes the attached connection: new messages in the outbox, kicks.
+    pub bell: Doorbell,
     /// Signalled when a connection detaches (takeover waits for it).
     pub released: Notify,
     inner: Mutex<SessionInner>,
@@ -63,7 +62,7 @@ impl SessionShared {
             persistent: AtomicBool::new(false),
             online: AtomicBool::new(false),
             outbox: Mutex::new(outbox),
-            notify: Notify::new(),
+            bell: Doorbell::default(),
             released: Notify::new(),
             inner: Mutex::new(SessionInner {
                 expiry: 0,
@@ -98,6 +97,18 @@ impl SessionShared {
     pub fn set_expiry(&self, inner: &mut SessionInner, secs: u32) {
         inner.expiry = secs;
         self.persistent.store(secs > 0, Ordering::Release);
+    }
+
+    /// Asks the attached connection, if any, to close with `reason`.
+    pub fn kick_connection(&self, reason: ReasonCode) -> bool {
+        let inner = self.inner();
+        match &inner.conn {
+            Some(link) => {
+                self.bell.kick(link.id, reason);
+                true
+            }
+            None => false,
+        }
     }
 
     /// Attaches or detaches the connection (call with `inner` locked).

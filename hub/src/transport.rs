@@ -2,22 +2,25 @@
 //! writing, a transport may say when it is readable, so an idle connection
 //! can wait without holding a read buffer (the per-session memory target).
 
-use std::future::Future;
 use std::io;
+use std::task::{Context, Poll};
 
 use tokio::io::{AsyncRead, AsyncWrite};
 
 pub trait Transport: AsyncRead + AsyncWrite + Unpin + Send + 'static {
-    /// Resolves when a read is likely to return data. The default says
-    /// "now", which is correct but makes the caller allocate early.
-    fn readable(&self) -> impl Future<Output = io::Result<()>> + Send {
-        async { Ok(()) }
+    /// Ready when a read is likely to return data. Polled rather than
+    /// awaited so that waiting costs no future in the connection's task; the
+    /// default says "now", which is correct but makes the caller allocate
+    /// its read buffer early.
+    fn poll_read_ready(&self, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
     }
 }
 
 impl Transport for tokio::net::TcpStream {
-    fn readable(&self) -> impl Future<Output = io::Result<()>> + Send {
-        tokio::net::TcpStream::readable(self)
+    fn poll_read_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        // The waker is kept in the socket's own registration: no extra memory.
+        tokio::net::TcpStream::poll_read_ready(self, cx)
     }
 }
 

@@ -13,15 +13,15 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
+use atomic_waker::AtomicWaker;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, DuplexStream, ReadBuf};
-use tokio::sync::Notify;
 
 #[derive(Default)]
 struct Signal {
     /// Bytes written by the client and not yet read by the server.
     pending: AtomicUsize,
     closed: AtomicBool,
-    notify: Notify,
+    waker: AtomicWaker,
 }
 
 /// The hub's end.
@@ -52,7 +52,7 @@ pub fn pair(max_buf: usize) -> (ClientEnd, ServerEnd) {
 impl ClientEnd {
     pub async fn send(&mut self, bytes: &[u8]) -> io::Result<()> {
         self.signal.pending.fetch_add(bytes.len(), Ordering::AcqRel);
-        self.signal.notify.notify_one();
+        self.signal.waker.wake();
         self.inner.write_all(bytes).await
     }
 }
@@ -60,7 +60,7 @@ impl ClientEnd {
 impl Drop for ClientEnd {
     fn drop(&mut self) {
         self.signal.closed.store(true, Ordering::Release);
-        self.signal.notify.notify_one();
+        self.signal.waker.wake();
     }
 }
 
@@ -99,22 +99,16 @@ impl AsyncWrite for ServerEnd {
 }
 
 impl hub::transport::Transport for ServerEnd {
-    fn readable(&self) -> impl std::future::Future<Output = io::Result<()>> + Send {
-        let signal = self.signal.clone();
-        async move {
-            loop {
-                // Registered before the check, so a wake-up between the
-                // check and the wait is not lost.
-                let notified = signal.notify.notified();
-                tokio::pin!(notified);
-                notified.as_mut().enable();
-                if signal.pending.load(Ordering::Acquire) > 0
-                    || signal.closed.load(Ordering::Acquire)
-                {
-                    return Ok(());
-                }
-                notified.await;
-            }
+    fn poll_read_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        // Registered before the check, so a wake-up between the check and
+        // the wait is not lost.
+        self.signal.waker.register(cx.waker());
+        if self.signal.pending.load(Ordering::Acquire) > 0
+            || self.signal.closed.load(Ordering::Acquire)
+        {
+            Poll::Ready(Ok(()))
+        } else {
+            Poll::Pending
         }
     }
 }

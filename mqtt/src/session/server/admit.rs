@@ -134,10 +134,10 @@ impl ServerSession {
     /// (DUP set) and PUBREL in their original order.
     pub(super) fn restore(&mut self, state: SessionState) {
         self.next_pkid = state.next_pkid.max(1);
-        self.inbound_qos2 = state.inbound_qos2.into_iter().collect();
+        self.tables().inbound_qos2 = state.inbound_qos2.into_iter().collect();
         for mut o in state.outgoing {
             let pkid = o.delivery.pkid;
-            if pkid == 0 || self.outgoing.contains_key(&pkid) {
+            if pkid == 0 || self.tables().outgoing.contains_key(&pkid) {
                 continue;
             }
             // Aliases do not survive the connection; send the full topic.
@@ -150,7 +150,8 @@ impl ServerSession {
                     .push_back(Transmit::Deliver(o.delivery.clone()));
             }
             self.send_seq += 1;
-            self.outgoing.insert(pkid, (self.send_seq, o));
+            let seq = self.send_seq;
+            self.tables().outgoing.insert(pkid, (seq, o));
         }
     }
 
@@ -170,11 +171,12 @@ impl ServerSession {
 
     /// Hands over the state that outlives this connection, in send order.
     pub fn take_state(&mut self) -> SessionState {
-        let mut outgoing: Vec<(u64, Outgoing)> = self.outgoing.drain().map(|(_, v)| v).collect();
+        let tables = self.tables.take().unwrap_or_default();
+        let mut outgoing: Vec<(u64, Outgoing)> = tables.outgoing.into_values().collect();
         outgoing.sort_by_key(|(seq, _)| *seq);
         SessionState {
             outgoing: outgoing.into_iter().map(|(_, o)| o).collect(),
-            inbound_qos2: self.inbound_qos2.drain().collect(),
+            inbound_qos2: tables.inbound_qos2.into_iter().collect(),
             next_pkid: self.next_pkid,
         }
     }

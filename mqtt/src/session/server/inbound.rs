@@ -32,7 +32,7 @@ impl ServerSession {
                 );
             }
             if p.topic.is_empty() {
-                match self.inbound_aliases.get(&alias) {
+                match self.tables().inbound_aliases.get(&alias) {
                     Some(t) => p.topic = t.clone(),
                     None => {
                         return self.close_error(
@@ -42,7 +42,7 @@ impl ServerSession {
                     }
                 }
             } else {
-                self.inbound_aliases.insert(alias, p.topic.clone());
+                self.tables().inbound_aliases.insert(alias, p.topic.clone());
             }
         } else if p.topic.is_empty() {
             return self.close_error(
@@ -89,11 +89,11 @@ impl ServerSession {
         match p.qos {
             QoS::AtMostOnce => self.events.push_back(Event::Publish(p)),
             QoS::AtLeastOnce => {
-                if self.inbound_qos1.contains(&p.pkid) {
+                if self.tables().inbound_qos1.contains(&p.pkid) {
                     // A retransmission of a message still being routed: one PUBACK will follow.
                     return;
                 }
-                if self.inbound_qos1.len() + self.inbound_qos2.len()
+                if self.tables().inbound_qos1.len() + self.tables().inbound_qos2.len()
                     >= usize::from(self.cfg.receive_maximum)
                 {
                     return self.close_error(
@@ -101,15 +101,15 @@ impl ServerSession {
                         "[MQTT-3.3.4-9] receive maximum exceeded",
                     );
                 }
-                self.inbound_qos1.insert(p.pkid);
+                self.tables().inbound_qos1.insert(p.pkid);
                 self.events.push_back(Event::Publish(p));
             }
             QoS::ExactlyOnce => {
-                if self.inbound_qos2.contains(&p.pkid) {
+                if self.tables().inbound_qos2.contains(&p.pkid) {
                     // [MQTT-4.3.3-10] already received: acknowledge again, do not deliver twice.
                     return self.send(Packet::PubRec(Ack::new(p.pkid)));
                 }
-                if self.inbound_qos1.len() + self.inbound_qos2.len()
+                if self.tables().inbound_qos1.len() + self.tables().inbound_qos2.len()
                     >= usize::from(self.cfg.receive_maximum)
                 {
                     return self.close_error(
@@ -117,7 +117,7 @@ impl ServerSession {
                         "[MQTT-3.3.4-9] receive maximum exceeded",
                     );
                 }
-                self.inbound_qos2.insert(p.pkid);
+                self.tables().inbound_qos2.insert(p.pkid);
                 self.events.push_back(Event::Publish(p));
             }
         }
@@ -137,13 +137,13 @@ impl ServerSession {
         match qos {
             QoS::AtMostOnce => {}
             QoS::AtLeastOnce => {
-                if self.inbound_qos1.remove(&pkid) {
+                if self.tables().inbound_qos1.remove(&pkid) {
                     self.send(Packet::PubAck(Ack::with_reason(pkid, reason)));
                 }
             }
             QoS::ExactlyOnce => {
                 if !reason.is_success() {
-                    self.inbound_qos2.remove(&pkid);
+                    self.tables().inbound_qos2.remove(&pkid);
                 }
                 self.send(Packet::PubRec(Ack::with_reason(pkid, reason)));
             }
@@ -151,7 +151,7 @@ impl ServerSession {
     }
 
     pub(super) fn on_pubrel(&mut self, a: Ack) {
-        if self.inbound_qos2.remove(&a.pkid) {
+        if self.tables().inbound_qos2.remove(&a.pkid) {
             self.send(Packet::PubComp(Ack::new(a.pkid)));
             self.events
                 .push_back(Event::InboundReleased { pkid: a.pkid });

@@ -49,6 +49,18 @@ pub struct ServerSession {
     client_max_packet: u32,
     client_alias_max: u16,
     problem_info: bool,
+    // Created on first use and dropped by `trim` once empty: an idle
+    // connection then holds one pointer instead of five maps.
+    tables: Option<Box<Tables>>,
+    send_seq: u64,
+    next_pkid: u16,
+    transmit: VecDeque<Transmit>,
+    events: VecDeque<Event>,
+}
+
+/// Per-connection tables that only exist while in use.
+#[derive(Default)]
+struct Tables {
     // Inbound topic aliases set by the client.
     inbound_aliases: HashMap<u16, String>,
     // Outbound aliases we assigned on this connection.
@@ -57,10 +69,16 @@ pub struct ServerSession {
     inbound_qos1: HashSet<u16>,
     inbound_qos2: HashSet<u16>,
     outgoing: HashMap<u16, (u64, Outgoing)>,
-    send_seq: u64,
-    next_pkid: u16,
-    transmit: VecDeque<Transmit>,
-    events: VecDeque<Event>,
+}
+
+impl Tables {
+    fn is_empty(&self) -> bool {
+        self.inbound_aliases.is_empty()
+            && self.outbound_aliases.is_empty()
+            && self.inbound_qos1.is_empty()
+            && self.inbound_qos2.is_empty()
+            && self.outgoing.is_empty()
+    }
 }
 
 impl ServerSession {
@@ -79,11 +97,7 @@ impl ServerSession {
             client_max_packet: u32::MAX,
             client_alias_max: 0,
             problem_info: true,
-            inbound_aliases: HashMap::new(),
-            outbound_aliases: HashMap::new(),
-            inbound_qos1: HashSet::new(),
-            inbound_qos2: HashSet::new(),
-            outgoing: HashMap::new(),
+            tables: None,
             send_seq: 0,
             next_pkid: 1,
             transmit: VecDeque::new(),
@@ -120,7 +134,19 @@ impl ServerSession {
 
     /// Outgoing QoS 1/2 deliveries awaiting acknowledgement.
     pub fn inflight(&self) -> usize {
-        self.outgoing.len()
+        self.tables.as_ref().map_or(0, |t| t.outgoing.len())
+    }
+
+    fn tables(&mut self) -> &mut Tables {
+        self.tables.get_or_insert_with(Box::default)
+    }
+
+    /// Frees the packet-id and alias tables if they hold nothing; the
+    /// connection calls this when it goes idle.
+    pub fn trim(&mut self) {
+        if self.tables.as_ref().is_some_and(|t| t.is_empty()) {
+            self.tables = None;
+        }
     }
 
     fn window(&self) -> usize {
@@ -129,7 +155,7 @@ impl ServerSession {
 
     /// Whether `deliver` would accept a QoS 1/2 message now.
     pub fn can_deliver(&self) -> bool {
-        self.phase == Phase::Connected && self.outgoing.len() < self.window()
+        self.phase == Phase::Connected && self.inflight() < self.window()
     }
 
     pub fn poll_transmit(&mut self) -> Option<Transmit> {

@@ -6,9 +6,9 @@ use super::*;
 
 impl ServerSession {
     pub(super) fn on_puback(&mut self, a: Ack) {
-        match self.outgoing.get(&a.pkid) {
+        match self.tables().outgoing.get(&a.pkid) {
             Some((_, o)) if o.delivery.qos == QoS::AtLeastOnce => {
-                if let Some((_, o)) = self.outgoing.remove(&a.pkid) {
+                if let Some((_, o)) = self.tables().outgoing.remove(&a.pkid) {
                     self.events.push_back(Event::Acked {
                         token: o.token,
                         reason: a.reason,
@@ -21,7 +21,7 @@ impl ServerSession {
     }
 
     pub(super) fn on_pubrec(&mut self, a: Ack) {
-        let Some((_, o)) = self.outgoing.get_mut(&a.pkid) else {
+        let Some((_, o)) = self.tables().outgoing.get_mut(&a.pkid) else {
             if self.protocol.is_v5() {
                 self.send(Packet::PubRel(Ack::with_reason(
                     a.pkid,
@@ -35,7 +35,7 @@ impl ServerSession {
         }
         if !a.reason.is_success() {
             // [MQTT-4.3.3] a failed PUBREC ends the exchange.
-            if let Some((_, o)) = self.outgoing.remove(&a.pkid) {
+            if let Some((_, o)) = self.tables().outgoing.remove(&a.pkid) {
                 self.events.push_back(Event::Acked {
                     token: o.token,
                     reason: a.reason,
@@ -53,8 +53,8 @@ impl ServerSession {
     }
 
     pub(super) fn on_pubcomp(&mut self, a: Ack) {
-        if matches!(self.outgoing.get(&a.pkid), Some((_, o)) if o.released) {
-            if let Some((_, o)) = self.outgoing.remove(&a.pkid) {
+        if matches!(self.tables().outgoing.get(&a.pkid), Some((_, o)) if o.released) {
+            if let Some((_, o)) = self.tables().outgoing.remove(&a.pkid) {
                 self.events.push_back(Event::Acked {
                     token: o.token,
                     reason: a.reason,
@@ -67,7 +67,7 @@ impl ServerSession {
         loop {
             let id = self.next_pkid;
             self.next_pkid = if id == u16::MAX { 1 } else { id + 1 };
-            if !self.outgoing.contains_key(&id) {
+            if !self.tables().outgoing.contains_key(&id) {
                 return id;
             }
         }
@@ -88,7 +88,7 @@ impl ServerSession {
             return Ok(0);
         }
         let qos = d.qos.min(self.cfg.max_qos);
-        if qos != QoS::AtMostOnce && self.outgoing.len() >= self.window() {
+        if qos != QoS::AtMostOnce && self.tables().outgoing.len() >= self.window() {
             return Err(DeliverError::WindowFull(d));
         }
         let v5 = self.protocol.is_v5();
@@ -124,10 +124,11 @@ impl ServerSession {
             let mut stored = out.clone();
             // A resend after reconnect must carry the full topic.
             stored.topic_alias = None;
-            self.outgoing.insert(
+            let seq = self.send_seq;
+            self.tables().outgoing.insert(
                 out.pkid,
                 (
-                    self.send_seq,
+                    seq,
                     Outgoing {
                         delivery: stored,
                         token: d.token,
@@ -142,15 +143,17 @@ impl ServerSession {
     }
 
     pub(super) fn outbound_alias(&mut self, topic: &str) -> Option<(u16, bool)> {
-        if let Some(&a) = self.outbound_aliases.get(topic) {
+        if let Some(&a) = self.tables().outbound_aliases.get(topic) {
             return Some((a, false));
         }
-        let next = self.outbound_aliases.len() + 1;
+        let next = self.tables().outbound_aliases.len() + 1;
         if next > usize::from(self.client_alias_max) || topic.len() < 4 {
             return None;
         }
         let alias = next as u16;
-        self.outbound_aliases.insert(topic.to_string(), alias);
+        self.tables()
+            .outbound_aliases
+            .insert(topic.to_string(), alias);
         Some((alias, true))
     }
 }
