@@ -54,9 +54,7 @@ impl Broker {
                     ))
                 })
                 .clone();
-            // The waiter borrows its own handle so `session` can be returned.
-            let waiter = session.clone();
-            let released = waiter.released.notified();
+            let released = self.released.notified();
             tokio::pin!(released);
             released.as_mut().enable();
             enum Step {
@@ -71,10 +69,10 @@ impl Broker {
                 } else if let Some(link) = inner.conn.as_mut().filter(|_| Instant::now() < deadline)
                 {
                     // [MQTT-3.1.4-3] disconnect the existing connection (0x8E).
-                    session.bell.kick(link.id, ReasonCode::SESSION_TAKEN_OVER);
+                    session.bell.kick(link.id(), ReasonCode::SESSION_TAKEN_OVER);
                     Step::Wait
                 } else {
-                    let link = ConnLink { id: conn_id };
+                    let link = ConnLink::new(conn_id);
                     session.set_conn(&mut inner, Some(link));
                     inner.generation += 1;
                     inner.disconnected_at = None;
@@ -88,7 +86,7 @@ impl Broker {
                         dropped_subs = inner.subscriptions.drain().map(|(f, _)| f).collect();
                         None
                     } else {
-                        Some(inner.parked.take().unwrap_or_default())
+                        Some(inner.parked.take().map(|s| *s).unwrap_or_default())
                     };
                     session.set_expiry(&mut inner, expiry);
                     inner.protocol = connect.protocol;
@@ -135,14 +133,14 @@ impl Broker {
         session: &Arc<SessionShared>,
         conn_id: u64,
         mut state: SessionState,
-        shared_inflight: &std::collections::HashMap<u64, crate::outbox::SharedOrigin>,
+        shared_inflight: Option<&std::collections::HashMap<u64, crate::outbox::SharedOrigin>>,
         will: Option<LastWill>,
     ) {
         let mut ops = Vec::new();
         // Shared-subscription deliveries left unacknowledged go to another member.
         let mut kept = Vec::new();
         for o in std::mem::take(&mut state.outgoing) {
-            match shared_inflight.get(&o.token) {
+            match shared_inflight.and_then(|m| m.get(&o.token)) {
                 Some(origin) if !o.released => {
                     let q = Queued {
                         message: o.delivery.message.clone(),
@@ -176,13 +174,13 @@ impl Broker {
 
         let (expiry, generation) = {
             let mut inner = session.inner();
-            if inner.conn.as_ref().is_some_and(|c| c.id == conn_id) {
+            if inner.conn.as_ref().is_some_and(|c| c.id() == conn_id) {
                 session.set_conn(&mut inner, None);
                 session.bell.clear();
                 inner.disconnected_at = Some(Instant::now());
             }
             if inner.expiry > 0 {
-                inner.parked = Some(state);
+                inner.parked = Some(Box::new(state));
                 ops.push(Op::PutSession(
                     session.client_id.clone(),
                     inner.record().encode(),
@@ -190,7 +188,7 @@ impl Broker {
             }
             (inner.expiry, inner.generation)
         };
-        session.released.notify_waiters();
+        self.released.notify_waiters();
         if expiry == 0 && !session.is_online() {
             self.discard(session, &mut ops);
         }

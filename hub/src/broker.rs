@@ -33,6 +33,10 @@ pub struct Broker {
     pub metrics: Metrics,
     pub started: Instant,
     next_id: AtomicU64,
+    /// Signalled whenever a connection detaches from its session; a
+    /// takeover waits for it and re-checks its own session. One for the hub
+    /// rather than one per session: takeovers are rare, sessions many.
+    pub released: tokio::sync::Notify,
     /// Set once by `begin_shutdown`; attached connections check it when
     /// their doorbell rings.
     shutting_down: AtomicBool,
@@ -192,6 +196,7 @@ impl Broker {
             metrics: Metrics::default(),
             started: Instant::now(),
             next_id: AtomicU64::new(1),
+            released: tokio::sync::Notify::new(),
             shutting_down: AtomicBool::new(false),
         }
     }

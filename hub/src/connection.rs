@@ -82,12 +82,15 @@ pub struct Connection<S> {
     wbuf: BytesMut,
     attached: Option<Attached>,
     will: Option<Box<LastWill>>,
-    shared_inflight: HashMap<u64, SharedOrigin>,
+    /// Shared-subscription deliveries in flight, for hand-off to another
+    /// member if we go away; boxed as most connections never have any.
+    #[allow(clippy::box_collection)]
+    shared_inflight: Option<Box<HashMap<u64, SharedOrigin>>>,
     close: Option<CloseReason>,
     /// The listener's connection slot, released when this connection ends.
     slot: Option<OwnedSemaphorePermit>,
-    /// Set by the listener; shared because most connections of a listener
-    /// differ only in the remote address.
+    /// Set by the listener; usually one per listener, shared by all its
+    /// connections (the remote address comes from the transport on demand).
     peer: Option<Arc<PeerInfo>>,
 }
 
@@ -104,7 +107,7 @@ impl<S: Transport> Connection<S> {
             wbuf: BytesMut::new(),
             attached: None,
             will: None,
-            shared_inflight: HashMap::new(),
+            shared_inflight: None,
             close: None,
             slot: None,
             peer: None,
@@ -117,8 +120,17 @@ impl<S: Transport> Connection<S> {
         self
     }
 
-    pub fn peer(&self) -> Option<&PeerInfo> {
-        self.peer.as_deref()
+    /// Who is connected: what the listener said, with the remote address
+    /// filled in from the transport if the listener did not store one.
+    pub fn peer(&self) -> PeerInfo {
+        let mut p = match self.peer.as_deref() {
+            Some(p) => p.clone(),
+            None => PeerInfo::new(Arc::from(crate::peer::DEFAULT_LISTENER), None),
+        };
+        if p.remote.is_none() {
+            p.remote = self.stream.peer_addr();
+        }
+        p
     }
 
     /// Holds a connection-limit permit for as long as the connection runs.
@@ -346,7 +358,9 @@ impl<S: Transport> Connection<S> {
                     }
                 }
                 Event::Acked { token, .. } => {
-                    self.shared_inflight.remove(&token);
+                    if let Some(m) = &mut self.shared_inflight {
+                        m.remove(&token);
+                    }
                     self.forget_stored(token).await;
                 }
                 Event::Dropped { token, reason } => {
@@ -355,7 +369,9 @@ impl<S: Transport> Connection<S> {
                         DropReason::Expired => &m.dropped_expired,
                         DropReason::TooLarge => &m.dropped_too_large,
                     });
-                    self.shared_inflight.remove(&token);
+                    if let Some(m) = &mut self.shared_inflight {
+                        m.remove(&token);
+                    }
                     self.forget_stored(token).await;
                 }
                 Event::Released { token, pkid } => {
@@ -435,7 +451,9 @@ impl<S: Transport> Connection<S> {
                     }
                     if let Some(origin) = q.shared.clone() {
                         if q.qos != QoS::AtMostOnce {
-                            self.shared_inflight.insert(q.seq, origin);
+                            self.shared_inflight
+                                .get_or_insert_with(Default::default)
+                                .insert(q.seq, origin);
                         }
                     }
                 }
@@ -514,7 +532,13 @@ impl<S: Transport> Connection<S> {
         };
         let state = self.session.take_state();
         self.broker
-            .detach(&a.session, self.id, state, &self.shared_inflight, will)
+            .detach(
+                &a.session,
+                self.id,
+                state,
+                self.shared_inflight.as_deref(),
+                will,
+            )
             .await;
     }
 }

@@ -84,7 +84,7 @@ impl Doorbell {
     /// The reason connection `conn` was asked to close, if it was.
     pub fn kicked(&self, conn: u64) -> Option<ReasonCode> {
         let k = self.kick.load(Ordering::Acquire);
-        (k != 0 && k >> 8 == conn).then(|| ReasonCode((k & 0xff) as u8))
+        (k != 0 && k >> 8 == conn).then_some(ReasonCode((k & 0xff) as u8))
     }
 }
 

@@ -7,6 +7,9 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::Parser;
+
+#[global_allocator]
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 use hub::config::{Config, FlushPolicy};
 
 #[derive(Parser, Debug)]

@@ -33,13 +33,20 @@ pub struct Queued {
 #[derive(Debug)]
 pub struct Outbox {
     queue: VecDeque<Queued>,
-    bytes: usize,
+    // Counters and limits are u32 (limits above 4 G are clamped): every
+    // session has an outbox, and 16 bytes less per session keeps the
+    // session's allocation in a smaller size class.
+    bytes: u32,
     /// QoS 0 messages queued: when none, the drop victim is simply the
     /// oldest, without scanning the queue.
-    qos0: usize,
-    max_messages: usize,
-    max_bytes: usize,
+    qos0: u32,
+    max_messages: u32,
+    max_bytes: u32,
     next_seq: u64,
+}
+
+fn clamp(n: usize) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
 }
 
 impl Outbox {
@@ -48,8 +55,8 @@ impl Outbox {
             queue: VecDeque::new(),
             bytes: 0,
             qos0: 0,
-            max_messages,
-            max_bytes,
+            max_messages: clamp(max_messages),
+            max_bytes: clamp(max_bytes),
             next_seq: 1,
         }
     }
@@ -63,7 +70,7 @@ impl Outbox {
     }
 
     pub fn bytes(&self) -> usize {
-        self.bytes
+        self.bytes as usize
     }
 
     /// A fresh sequence number for a delivery of this session.
@@ -79,25 +86,28 @@ impl Outbox {
     }
 
     fn counted_in(&mut self, q: &Queued) {
-        self.bytes += q.message.payload.len();
-        self.qos0 += usize::from(q.qos == QoS::AtMostOnce);
+        self.bytes = self.bytes.saturating_add(clamp(q.message.payload.len()));
+        self.qos0 += u32::from(q.qos == QoS::AtMostOnce);
     }
 
     fn counted_out(&mut self, q: &Queued) {
-        self.bytes -= q.message.payload.len();
-        self.qos0 -= usize::from(q.qos == QoS::AtMostOnce);
+        self.bytes = self.bytes.saturating_sub(clamp(q.message.payload.len()));
+        self.qos0 -= u32::from(q.qos == QoS::AtMostOnce);
     }
 
     /// Queues `q`, returning what had to be dropped to make room (possibly
     /// `q` itself, if it alone exceeds the byte limit).
     pub fn push(&mut self, q: Queued) -> Vec<Queued> {
         let mut dropped = Vec::new();
-        let size = q.message.payload.len();
-        if size > self.max_bytes {
+        let size = u64::try_from(q.message.payload.len()).unwrap_or(u64::MAX);
+        let max_bytes = u64::from(self.max_bytes);
+        if size > max_bytes {
             dropped.push(q);
             return dropped;
         }
-        while self.queue.len() >= self.max_messages || self.bytes + size > self.max_bytes {
+        while self.queue.len() >= self.max_messages as usize
+            || u64::from(self.bytes) + size > max_bytes
+        {
             let victim = if self.qos0 > 0 {
                 self.queue
                     .iter()

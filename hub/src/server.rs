@@ -202,11 +202,11 @@ fn restore(broker: &Arc<Broker>, loaded: Loaded) {
             session.set_expiry(&mut inner, record.expiry);
             // Offline time counts from now: the hub was down, not the client.
             inner.disconnected_at = Some(now);
-            inner.parked = Some(SessionState {
+            inner.parked = Some(Box::new(SessionState {
                 outgoing,
                 inbound_qos2,
                 next_pkid,
-            });
+            }));
             for s in &record.subscriptions {
                 inner.subscriptions.insert(s.filter.clone(), s.clone());
             }
@@ -267,7 +267,12 @@ async fn accept_loop(
     permits: Arc<Semaphore>,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let listener_name: Arc<str> = Arc::from("tcp");
+    // One for every connection of this listener: an idle connection should
+    // not pay for a copy.
+    let info = Arc::new(PeerInfo::new(
+        Arc::from(crate::peer::DEFAULT_LISTENER),
+        None,
+    ));
     loop {
         let accepted = tokio::select! {
             a = listener.accept() => a,
@@ -289,10 +294,9 @@ async fn accept_loop(
             continue;
         };
         let _ = stream.set_nodelay(true);
-        let info = Arc::new(PeerInfo::new(listener_name.clone(), Some(peer)));
         let conn = Connection::new(broker.clone(), stream)
             .with_slot(permit)
-            .with_peer(info);
+            .with_peer(info.clone());
         tokio::spawn(conn.run(shutdown.clone()));
     }
 }

@@ -3,13 +3,13 @@
 //! and the link to the connection that does.
 
 use std::collections::HashMap;
+use std::num::NonZeroU64;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
 use mqtt::session::server::SessionState;
 use mqtt::{Protocol, ReasonCode};
-use tokio::sync::Notify;
 
 use crate::doorbell::Doorbell;
 use crate::outbox::Outbox;
@@ -17,7 +17,21 @@ use crate::store::{SessionRecord, StoredSubscription};
 
 /// The connection currently attached to a session.
 pub struct ConnLink {
-    pub id: u64,
+    // Non-zero so that `Option<ConnLink>` needs no extra word per session.
+    id: NonZeroU64,
+}
+
+impl ConnLink {
+    /// Connection ids come from `Broker::next_id`, which starts at 1.
+    pub fn new(id: u64) -> ConnLink {
+        ConnLink {
+            id: NonZeroU64::new(id).unwrap_or(NonZeroU64::MAX),
+        }
+    }
+
+    pub fn id(&self) -> u64 {
+        self.id.get()
+    }
 }
 
 pub struct SessionInner {
@@ -26,7 +40,7 @@ pub struct SessionInner {
     pub protocol: Protocol,
     pub subscriptions: HashMap<String, StoredSubscription>,
     /// Protocol state kept while offline.
-    pub parked: Option<SessionState>,
+    pub parked: Option<Box<SessionState>>,
     pub conn: Option<ConnLink>,
     /// Bumped on every connect, so a delayed will can tell the client came back.
     pub generation: u64,
@@ -44,8 +58,6 @@ pub struct SessionShared {
     pub outbox: Mutex<Outbox>,
     /// Wakes the attached connection: new messages in the outbox, kicks.
     pub bell: Doorbell,
-    /// Signalled when a connection detaches (takeover waits for it).
-    pub released: Notify,
     inner: Mutex<SessionInner>,
 }
 
@@ -63,7 +75,6 @@ impl SessionShared {
             online: AtomicBool::new(false),
             outbox: Mutex::new(outbox),
             bell: Doorbell::default(),
-            released: Notify::new(),
             inner: Mutex::new(SessionInner {
                 expiry: 0,
                 protocol,
@@ -104,7 +115,7 @@ impl SessionShared {
         let inner = self.inner();
         match &inner.conn {
             Some(link) => {
-                self.bell.kick(link.id, reason);
+                self.bell.kick(link.id(), reason);
                 true
             }
             None => false,

@@ -3,6 +3,7 @@
 //! can wait without holding a read buffer (the per-session memory target).
 
 use std::io;
+use std::net::SocketAddr;
 use std::task::{Context, Poll};
 
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -15,12 +16,22 @@ pub trait Transport: AsyncRead + AsyncWrite + Unpin + Send + 'static {
     fn poll_read_ready(&self, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Poll::Ready(Ok(()))
     }
+
+    /// The remote address, asked for when needed rather than stored in
+    /// every connection.
+    fn peer_addr(&self) -> Option<SocketAddr> {
+        None
+    }
 }
 
 impl Transport for tokio::net::TcpStream {
     fn poll_read_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         // The waker is kept in the socket's own registration: no extra memory.
         tokio::net::TcpStream::poll_read_ready(self, cx)
+    }
+
+    fn peer_addr(&self) -> Option<SocketAddr> {
+        tokio::net::TcpStream::peer_addr(self).ok()
     }
 }
 
