@@ -6,6 +6,11 @@ use clap::{Parser, Subcommand};
 use loadtest::compare::CompareOptions;
 use loadtest::{report, RunOptions, Scenario};
 
+// Same allocator as the hub binary, so `sim` measures the hub's memory as
+// it is deployed.
+#[global_allocator]
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 #[derive(Parser)]
 #[command(
     name = "loadtest",
