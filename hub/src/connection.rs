@@ -567,7 +567,11 @@ mod size_tests {
             let (_tx, rx) = tokio::sync::watch::channel(false);
             let fut = super::Connection::new(h.broker.clone(), a).run(rx);
             let size = std::mem::size_of_val(&fut);
-            assert!(size <= 2048, "connection future is {size} bytes");
+            // tokio's task cell adds ~96 bytes and rounds up to 128: a
+            // future of at most 544 bytes over a TcpStream (32 bytes more
+            // than this DuplexStream) keeps the cell at 640 bytes, which is
+            // most of an idle connection's 1.3 KB (BENCHMARKS.md).
+            assert!(size <= 512, "connection future is {size} bytes");
             drop(fut);
             h.shutdown().await.unwrap();
         });
