@@ -54,6 +54,12 @@ pub struct CompareOptions {
     /// The mosquitto binary.
     #[arg(long, default_value = "mosquitto")]
     pub mosquitto_bin: PathBuf,
+    /// nats-server (Debian package `nats-server`), run with its MQTT listener.
+    #[arg(long, default_value = "nats-server")]
+    pub nats_bin: PathBuf,
+    /// rumqttd (`cargo install rumqttd`).
+    #[arg(long, default_value = "rumqttd")]
+    pub rumqttd_bin: PathBuf,
     /// Brokers to compare, in this order (ratios are first / second).
     #[arg(
         long,
@@ -234,10 +240,21 @@ fn next_source() -> std::net::IpAddr {
 }
 
 pub async fn run(o: CompareOptions) -> anyhow::Result<()> {
+    if o.version == MqttVersion::V5 {
+        if let Some(k) = o.brokers.iter().find(|k| !k.speaks_v5()) {
+            anyhow::bail!(
+                "{} speaks MQTT 3.1.1 only: compare it with -V 3.1.1",
+                k.name()
+            );
+        }
+    }
     rlimit::raise_nofile().context("raising the open-files limit")?;
     let settings = BrokerSettings {
         hub_bin: o.hub_bin.clone(),
         mosquitto_bin: o.mosquitto_bin.clone(),
+        nats_bin: o.nats_bin.clone(),
+        rumqttd_bin: o.rumqttd_bin.clone(),
+        v5: o.version == MqttVersion::V5,
         max_queued_messages: o.max_queued_messages,
         max_inflight: o.max_inflight,
     };
