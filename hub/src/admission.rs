@@ -12,7 +12,7 @@ use mqtt::{Connect, LastWill, ReasonCode};
 use crate::broker::{lock_write, Broker};
 use crate::metrics::Metrics;
 use crate::outbox::Queued;
-use crate::session::{ConnLink, SessionShared};
+use crate::session::{ConnLink, SessionShared, Stamp};
 use crate::store::Op;
 
 /// How long a new connection waits for the one it takes over to let go.
@@ -177,7 +177,7 @@ impl Broker {
             if inner.conn.as_ref().is_some_and(|c| c.id() == conn_id) {
                 session.set_conn(&mut inner, None);
                 session.bell.clear();
-                inner.disconnected_at = Some(Instant::now());
+                inner.disconnected_at = Some(Stamp::now());
             }
             if inner.expiry > 0 {
                 inner.parked = Some(Box::new(state));
@@ -285,7 +285,7 @@ impl Broker {
                 inner.conn.is_none()
                     && inner.expiry != u32::MAX
                     && inner.disconnected_at.is_some_and(|t| {
-                        now.duration_since(t) >= Duration::from_secs(u64::from(inner.expiry))
+                        t.elapsed_at(now) >= Duration::from_secs(u64::from(inner.expiry))
                     })
             })
             .map(|e| e.value().clone())
