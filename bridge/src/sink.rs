@@ -189,6 +189,10 @@ fn reason_of(e: &QueueError) -> String {
 /// and the original topic in headers; the waiter learns whether that worked.
 fn dead_letter(q: &queue::Broker, counters: &Counters, job: Job, reason: &str) {
     let mut m = to_message(&job.record);
+    if reason.starts_with("too large") {
+        // The payload is what did not fit; keep the metadata to say what was lost.
+        m.value = None;
+    }
     m.headers.push((
         headers::DEAD_LETTER_REASON.into(),
         Some(Bytes::from(reason.to_string())),
