@@ -19,6 +19,7 @@ pub struct BridgeConfig {
     pub downlink: Vec<DownlinkConfig>,
     pub dedupe: DedupeConfig,
     pub delayed: DelayedConfig,
+    pub retry: RetryConfig,
 }
 
 impl Default for BridgeConfig {
@@ -29,6 +30,7 @@ impl Default for BridgeConfig {
             downlink: Vec::new(),
             dedupe: DedupeConfig::default(),
             delayed: DelayedConfig::default(),
+            retry: RetryConfig::default(),
         }
     }
 }
@@ -177,6 +179,33 @@ impl Default for DelayedConfig {
     }
 }
 
+/// The consumer retry ladder (see retry.rs).
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetryConfig {
+    /// Base topics: `<topic>.retry` is read, records go back to `<topic>`
+    /// after their step, or to `<topic>.dlq` past the last one.
+    pub topics: Vec<String>,
+    /// Delay of retry 1, 2, ... in seconds; its length is the maximum count.
+    pub ladder_secs: Vec<u64>,
+    /// Consumer group of the bridge on the `.retry` topics.
+    pub group: String,
+}
+
+impl Default for RetryConfig {
+    fn default() -> Self {
+        RetryConfig {
+            topics: Vec::new(),
+            // 1s 5s 10s 30s 1m 2m 3m 4m 5m 6m 7m 8m 9m 10m 20m 30m 1h 2h
+            ladder_secs: vec![
+                1, 5, 10, 30, 60, 120, 180, 240, 300, 360, 420, 480, 540, 600, 1200, 1800, 3600,
+                7200,
+            ],
+            group: "hub-bridge-retry".into(),
+        }
+    }
+}
+
 /// A config problem, naming the field.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[error("invalid config: field `{field}`: {message}")]
@@ -319,6 +348,18 @@ impl BridgeConfig {
                 group: d.group.clone(),
                 partitions: d.partitions,
             });
+        }
+        for (i, t) in self.retry.topics.iter().enumerate() {
+            check_queue_topic(format!("bridge.retry.topics[{i}]"), &format!("{t}.retry"))?;
+            if !self.delayed.enabled {
+                return err(
+                    format!("bridge.retry.topics[{i}]"),
+                    "the retry ladder needs bridge.delayed.enabled = true",
+                );
+            }
+        }
+        if !self.retry.topics.is_empty() && self.retry.ladder_secs.is_empty() {
+            return err("bridge.retry.ladder_secs".into(), "needs at least one step");
         }
         if self.dedupe.max_ids == 0 {
             return err("bridge.dedupe.max_ids".into(), "must be at least 1");

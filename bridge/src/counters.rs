@@ -23,6 +23,8 @@ pub struct Counters {
     pub delayed_accepted: AtomicU64,
     pub delayed_released: AtomicU64,
     pub delayed_refused: AtomicU64,
+    /// Records of `<topic>.retry` held for their ladder step.
+    pub retry_scheduled: AtomicU64,
 }
 
 impl Counters {

@@ -1,5 +1,6 @@
 //! Delayed messages: `$delayed/<seconds>/<topic>` publishes and commands with
-//! a `deliver-at` header are held until due, then handed to the hub.
+//! a `deliver-at` header are held until due, then handed to the hub; records
+//! of the consumer-retry ladder are held, then appended to their queue topic.
 //!
 //! Durability: each one is appended to a queue topic (fsync per append,
 //! 41-day retention) before it is accepted; a release appends a marker
@@ -20,6 +21,25 @@ use crate::port::{Command, HubPort};
 
 /// Header on a release marker: the offset it releases.
 const RELEASED: &str = "bridge.released";
+/// Header naming the queue topic a held record goes back to.
+const TARGET_QUEUE: &str = "bridge.target-queue";
+
+/// What is held until due.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Held {
+    /// Published into MQTT routing.
+    Mqtt(Command),
+    /// Appended to a queue topic (the retry ladder).
+    Queue(QueueRecord),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueRecord {
+    pub topic: String,
+    pub key: Option<Bytes>,
+    pub value: Option<Bytes>,
+    pub headers: Vec<(String, Option<Bytes>)>,
+}
 
 /// Parses `$delayed/<seconds>/<topic>`; `None` if not a delayed topic.
 pub fn parse_delayed(topic: &str) -> Option<Result<(u64, &str), &'static str>> {
@@ -49,7 +69,7 @@ pub struct DelayStore {
     max_pending: usize,
     max_delay_ms: i64,
     /// (due ms, offset) -> command.
-    pending: Mutex<BTreeMap<(i64, i64), Command>>,
+    pending: Mutex<BTreeMap<(i64, i64), Held>>,
     changed: Notify,
     counters: Arc<Counters>,
 }
@@ -61,7 +81,24 @@ pub fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
-fn to_record(cmd: &Command, due_ms: i64) -> queue::Message {
+fn to_record(held: &Held, due_ms: i64) -> queue::Message {
+    let cmd = match held {
+        Held::Mqtt(cmd) => cmd,
+        Held::Queue(r) => {
+            let mut headers = r.headers.clone();
+            headers.push((
+                headers::DELIVER_AT.to_string(),
+                Some(Bytes::from(due_ms.to_string())),
+            ));
+            headers.push((TARGET_QUEUE.to_string(), Some(Bytes::from(r.topic.clone()))));
+            return queue::Message {
+                key: r.key.clone(),
+                value: r.value.clone(),
+                headers,
+                timestamp_ms: 0,
+            };
+        }
+    };
     let mut hs = vec![
         (
             headers::DELIVER_AT.to_string(),
@@ -102,8 +139,22 @@ fn header<'a>(hs: &'a [(String, Option<Bytes>)], name: &str) -> Option<&'a str> 
         .and_then(|v| std::str::from_utf8(v).ok())
 }
 
-fn from_record(m: &queue::StoredMessage) -> Option<(i64, Command)> {
+fn from_record(m: &queue::StoredMessage) -> Option<(i64, Held)> {
     let due = header(&m.headers, headers::DELIVER_AT)?.parse().ok()?;
+    if let Some(topic) = header(&m.headers, TARGET_QUEUE) {
+        // Ours are the last two headers; the record's own come before.
+        let mut hs = m.headers.clone();
+        hs.truncate(hs.len().saturating_sub(2));
+        return Some((
+            due,
+            Held::Queue(QueueRecord {
+                topic: topic.to_string(),
+                key: m.key.clone(),
+                value: m.value.clone(),
+                headers: hs,
+            }),
+        ));
+    }
     let cmd = Command {
         topic: header(&m.headers, headers::TOPIC)?.to_string(),
         payload: m.value.clone().unwrap_or_default(),
@@ -119,7 +170,7 @@ fn from_record(m: &queue::StoredMessage) -> Option<(i64, Command)> {
             })
             .collect(),
     };
-    Some((due, cmd))
+    Some((due, Held::Mqtt(cmd)))
 }
 
 impl DelayStore {
@@ -143,7 +194,7 @@ impl DelayStore {
                 Err(e) => return Err(e),
             }
         }
-        let mut found: BTreeMap<i64, (i64, Command)> = BTreeMap::new();
+        let mut found: BTreeMap<i64, (i64, Held)> = BTreeMap::new();
         let mut released = HashSet::new();
         let mut offset = queue.log_start_offset(&cfg.topic, 0)?;
         let end = queue.high_watermark(&cfg.topic, 0)?;
@@ -159,7 +210,7 @@ impl DelayStore {
                 }
             }
         }
-        let pending: BTreeMap<(i64, i64), Command> = found
+        let pending: BTreeMap<(i64, i64), Held> = found
             .into_iter()
             .filter(|(o, _)| !released.contains(o))
             .map(|(o, (due, cmd))| ((due, o), cmd))
@@ -179,7 +230,7 @@ impl DelayStore {
         })
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<(i64, i64), Command>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<(i64, i64), Held>> {
         self.pending.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -188,7 +239,7 @@ impl DelayStore {
     }
 
     /// Holds `cmd` until `due_ms`; returns once it is on disk.
-    pub async fn schedule(self: &Arc<Self>, cmd: Command, due_ms: i64) -> Result<(), DelayError> {
+    pub async fn schedule(self: &Arc<Self>, held: Held, due_ms: i64) -> Result<(), DelayError> {
         if due_ms - now_ms() > self.max_delay_ms {
             Counters::inc(&self.counters.delayed_refused);
             return Err(DelayError::TooLong);
@@ -198,19 +249,43 @@ impl DelayStore {
             return Err(DelayError::Full);
         }
         let me = self.clone();
-        let rec = to_record(&cmd, due_ms);
+        let rec = to_record(&held, due_ms);
         let offset = tokio::task::spawn_blocking(move || me.queue.append(&me.topic, 0, &[rec]))
             .await
             .map_err(|e| DelayError::Storage(e.to_string()))?
             .map_err(|e| DelayError::Storage(e.to_string()))?
             .start;
-        self.lock().insert((due_ms, offset), cmd);
+        self.lock().insert((due_ms, offset), held);
         Counters::inc(&self.counters.delayed_accepted);
         self.changed.notify_one();
         Ok(())
     }
 
-    /// Releases due messages to the hub until shutdown.
+    async fn release(&self, hub: &Arc<dyn HubPort>, held: Held) -> Result<(), String> {
+        match held {
+            Held::Mqtt(cmd) => hub.inject(cmd).await,
+            Held::Queue(r) => {
+                let q = self.queue.clone();
+                tokio::task::spawn_blocking(move || {
+                    let t = q.topic_or_create(&r.topic, true)?;
+                    let p = crate::partitioner::partition_for(r.key.as_deref(), t.partitions.len());
+                    let m = queue::Message {
+                        key: r.key,
+                        value: r.value,
+                        headers: r.headers,
+                        timestamp_ms: 0,
+                    };
+                    q.append(&r.topic, p, &[m])
+                })
+                .await
+                .map_err(|e| e.to_string())?
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+            }
+        }
+    }
+
+    /// Releases due messages until shutdown.
     pub async fn run(self: Arc<Self>, hub: Arc<dyn HubPort>, mut shutdown: watch::Receiver<bool>) {
         loop {
             let next = self.lock().first_key_value().map(|(k, _)| *k);
@@ -226,12 +301,12 @@ impl DelayStore {
                 }
                 continue;
             }
-            let Some(((due, offset), cmd)) = self.lock().pop_first() else {
+            let Some(((due, offset), held)) = self.lock().pop_first() else {
                 continue;
             };
-            if let Err(e) = hub.inject(cmd.clone()).await {
+            if let Err(e) = self.release(&hub, held.clone()).await {
                 tracing::warn!(error = %e, "delayed message not taken; retrying in 1 s");
-                self.lock().insert((due, offset), cmd);
+                self.lock().insert((due, offset), held);
                 tokio::select! {
                     _ = tokio::time::sleep(Duration::from_secs(1)) => {}
                     _ = shutdown.changed() => return,

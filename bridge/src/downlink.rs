@@ -1,26 +1,20 @@
 //! Downlink (commands): queue records -> MQTT publishes. `command_for` is
 //! the I/O-free mapping (topic template over key and headers, QoS and
-//! retain from headers or the rule). `run` consumes one partition: it
-//! hands each record to the hub, or to the delay store when it carries a
-//! future `deliver-at`, and commits the group offset only after that, so a
-//! hub restart resumes at the first record not yet taken.
+//! retain from headers or the rule). `Downlink` handles each record for the
+//! partition consumer (consumer.rs): to the hub, or to the delay store when
+//! it carries a future `deliver-at`; the offset is committed only after.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use tokio::sync::watch;
 
 use crate::config::DownlinkRule;
+use crate::consumer::{pause, Handled, Handler};
 use crate::counters::Counters;
-use crate::delayed::{now_ms, DelayStore};
+use crate::delayed::{now_ms, DelayStore, Held};
 use crate::headers;
 use crate::port::{Command, HubPort};
 use crate::template::Vars;
-
-/// Pause between polls of an idle partition.
-const IDLE_POLL: Duration = Duration::from_millis(5);
-/// Bytes fetched per poll.
-const FETCH_BYTES: usize = 1 << 20;
 
 struct RecordVars<'a>(&'a queue::StoredMessage);
 
@@ -101,48 +95,24 @@ pub fn command_for(
 }
 
 pub struct Downlink {
-    pub queue: queue::Broker,
     pub rule: DownlinkRule,
-    pub partition: i32,
     pub hub: Arc<dyn HubPort>,
     pub delay: Option<Arc<DelayStore>>,
     pub counters: Arc<Counters>,
 }
 
+impl Handler for Downlink {
+    fn handle<'a>(
+        &'a self,
+        m: &'a queue::StoredMessage,
+        shutdown: &'a mut watch::Receiver<bool>,
+    ) -> Handled<'a> {
+        Box::pin(self.deliver(m, shutdown))
+    }
+}
+
 impl Downlink {
-    fn start_offset(&self) -> i64 {
-        let committed = self
-            .queue
-            .committed_offsets(&self.rule.group)
-            .ok()
-            .and_then(|v| {
-                v.into_iter()
-                    .find(|(t, p, _)| *t == self.rule.topic && *p == self.partition)
-                    .map(|(_, _, c)| c.offset)
-            });
-        let start = self
-            .queue
-            .log_start_offset(&self.rule.topic, self.partition)
-            .unwrap_or(0);
-        committed.unwrap_or(start).max(start)
-    }
-
-    fn commit(&self, offset: i64) {
-        let c = queue::CommittedOffset {
-            offset,
-            leader_epoch: -1,
-            metadata: None,
-            commit_ms: now_ms(),
-        };
-        if let Err(e) = self.queue.commit_offsets(
-            &self.rule.group,
-            &[(self.rule.topic.clone(), self.partition, c)],
-        ) {
-            tracing::warn!(error = %e, topic = %self.rule.topic, "downlink offset not committed");
-        }
-    }
-
-    /// Hands one record on, retrying while the hub refuses it.
+    /// Hands one record on, retrying while the hub refuses it; false on shutdown.
     async fn deliver(
         &self,
         m: &queue::StoredMessage,
@@ -159,7 +129,7 @@ impl Downlink {
         loop {
             let r = match (due, &self.delay) {
                 (Some(d), Some(store)) if d > now_ms() => store
-                    .schedule(cmd.clone(), d)
+                    .schedule(Held::Mqtt(cmd.clone()), d)
                     .await
                     .map_err(|e| e.to_string()),
                 _ => self.hub.inject(cmd.clone()).await,
@@ -171,52 +141,11 @@ impl Downlink {
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, topic = %self.rule.topic, "command not taken; retrying");
-                    tokio::select! {
-                        _ = tokio::time::sleep(Duration::from_millis(500)) => {}
-                        _ = shutdown.changed() => return false,
+                    if !pause(shutdown).await {
+                        return false;
                     }
                 }
             }
-        }
-    }
-
-    pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
-        let mut offset = self.start_offset();
-        loop {
-            if *shutdown.borrow() {
-                return;
-            }
-            let q = self.queue.clone();
-            let (t, p) = (self.rule.topic.clone(), self.partition);
-            let fetched =
-                tokio::task::spawn_blocking(move || q.fetch(&t, p, offset, FETCH_BYTES)).await;
-            let batch = match fetched {
-                Ok(Ok(b)) => b,
-                Ok(Err(queue::QueueError::OffsetOutOfRange { start, end, .. })) => {
-                    // Retention removed what we had not read, or the log was recreated.
-                    offset = if offset < start { start } else { end };
-                    continue;
-                }
-                Ok(Err(e)) => {
-                    tracing::warn!(error = %e, topic = %self.rule.topic, "downlink fetch failed");
-                    Vec::new()
-                }
-                Err(_) => return,
-            };
-            if batch.is_empty() {
-                tokio::select! {
-                    _ = tokio::time::sleep(IDLE_POLL) => {}
-                    _ = shutdown.changed() => return,
-                }
-                continue;
-            }
-            for m in &batch {
-                if !self.deliver(m, &mut shutdown).await {
-                    return;
-                }
-                offset = m.offset + 1;
-            }
-            self.commit(offset);
         }
     }
 }

@@ -7,6 +7,7 @@
 //! back. See ARCHITECTURE.md for the write path and recovery.
 
 pub mod config;
+pub mod consumer;
 pub mod counters;
 pub mod dedupe;
 pub mod delayed;
@@ -14,6 +15,7 @@ pub mod downlink;
 pub mod headers;
 pub mod partitioner;
 pub mod port;
+pub mod retry;
 pub mod sink;
 pub mod template;
 pub mod uplink;
@@ -104,7 +106,10 @@ impl Bridge {
     ) -> Result<Arc<Bridge>, StartError> {
         let rules = cfg.compile()?;
         let counters = Arc::new(Counters::default());
-        let active = cfg.enabled && (!rules.uplink.is_empty() || !rules.downlink.is_empty());
+        let active = cfg.enabled
+            && (!rules.uplink.is_empty()
+                || !rules.downlink.is_empty()
+                || !cfg.retry.topics.is_empty());
         if active && queue.is_none() {
             return Err(StartError::NoQueue);
         }
@@ -117,6 +122,11 @@ impl Bridge {
             }
             for r in &rules.downlink {
                 create_missing(q, &r.topic, r.partitions, None)?;
+            }
+            for t in &cfg.retry.topics {
+                for name in [t.clone(), format!("{t}.retry"), format!("{t}.dlq")] {
+                    create_missing(q, &name, 1, None)?;
+                }
             }
             if cfg.delayed.enabled {
                 let store = DelayStore::open(q.clone(), &cfg.delayed, counters.clone()).map_err(
@@ -165,18 +175,37 @@ impl Bridge {
             tokio::spawn(d.clone().run(hub.clone(), shutdown.clone()));
         }
         let Some(q) = &self.queue else { return };
-        for rule in &rules.downlink {
-            let n = q.topic(&rule.topic).map_or(0, |t| t.partitions.len());
+        let consume = |topic: &str, group: &str, handler: Arc<dyn consumer::Handler>| {
+            let n = q.topic(topic).map_or(0, |t| t.partitions.len());
             for p in 0..n {
-                let d = downlink::Downlink {
+                let c = consumer::PartitionConsumer {
                     queue: q.clone(),
-                    rule: rule.clone(),
+                    topic: topic.to_string(),
                     partition: p as i32,
-                    hub: hub.clone(),
-                    delay: self.delay.clone(),
+                    group: group.to_string(),
+                };
+                tokio::spawn(c.run(handler.clone(), shutdown.clone()));
+            }
+        };
+        for rule in &rules.downlink {
+            let d = downlink::Downlink {
+                rule: rule.clone(),
+                hub: hub.clone(),
+                delay: self.delay.clone(),
+                counters: self.counters.clone(),
+            };
+            consume(&rule.topic, &rule.group, Arc::new(d));
+        }
+        if let Some(delay) = &self.delay {
+            for topic in &cfg.retry.topics {
+                let r = retry::RetryLadder {
+                    queue: q.clone(),
+                    topic: topic.clone(),
+                    ladder_secs: cfg.retry.ladder_secs.clone(),
+                    delay: delay.clone(),
                     counters: self.counters.clone(),
                 };
-                tokio::spawn(d.run(shutdown.clone()));
+                consume(&format!("{topic}.retry"), &cfg.retry.group, Arc::new(r));
             }
         }
     }

@@ -106,7 +106,7 @@ pub async fn publish(
                 };
                 let secs = i64::try_from(secs).unwrap_or(i64::MAX / 2_000);
                 let due = bridge::delayed::now_ms().saturating_add(secs.saturating_mul(1000));
-                match store.schedule(cmd, due).await {
+                match store.schedule(bridge::delayed::Held::Mqtt(cmd), due).await {
                     Ok(()) => ReasonCode::SUCCESS,
                     Err(bridge::DelayError::Storage(e)) => {
                         tracing::error!(error = %e, "delayed message not stored");

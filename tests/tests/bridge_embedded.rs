@@ -15,6 +15,10 @@ use rumqttc::v5::Event as E5;
 use tests::*;
 
 const RULES: &str = r#"
+[bridge.retry]
+topics = ["orders"]
+ladder_secs = [1, 2]
+
 [[bridge.uplink]]
 filter = "devices/+/up/#"
 topic = "device-up"
@@ -160,6 +164,31 @@ async fn device_publish_reaches_kafka_consumer_with_key_and_headers() {
     }
     assert!(headers.contains("mqtt.publish-time="), "{headers}");
     assert!(headers.contains("bridge.message-id="), "{headers}");
+
+    // A Rust Kafka client sees the same record.
+    let client = rskafka::client::ClientBuilder::new(vec![bootstrap(&hub)])
+        .build()
+        .await
+        .expect("rskafka client");
+    let part = client
+        .partition_client(
+            "device-up".to_string(),
+            0,
+            rskafka::client::partition::UnknownTopicHandling::Error,
+        )
+        .await
+        .expect("partition client");
+    let (records, _) = part.fetch_records(0, 1..1_000_000, 1_000).await.unwrap();
+    let r = &records[0].record;
+    assert_eq!(r.key.as_deref(), Some(&b"d1"[..]));
+    assert_eq!(
+        r.headers.get("mqtt.user.site").map(Vec::as_slice),
+        Some(&b"north"[..])
+    );
+    assert_eq!(
+        r.headers.get("mqtt.qos").map(Vec::as_slice),
+        Some(&b"1"[..])
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -306,4 +335,67 @@ async fn record_too_large_for_the_queue_is_dead_lettered_with_a_reason() {
         "{line}"
     );
     assert!(line.contains("bridge.original-topic=device-up"), "{line}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retry_ladder_returns_records_after_their_step_then_dead_letters() {
+    let hub = bridged_hub(|_| {}).await;
+    let b = bootstrap(&hub);
+    let queue = hub.handle.as_ref().and_then(|h| h.queue.clone()).unwrap();
+    let sent = Instant::now();
+    kcat(
+        strings(&[
+            "-P",
+            "-b",
+            &b,
+            "-t",
+            "orders.retry",
+            "-K",
+            ":",
+            "-H",
+            "retry-count=1",
+        ]),
+        b"o1:first retry\n".to_vec(),
+    )
+    .await;
+    kcat(
+        strings(&[
+            "-P",
+            "-b",
+            &b,
+            "-t",
+            "orders.retry",
+            "-K",
+            ":",
+            "-H",
+            "retry-count=3",
+        ]),
+        b"o2:one too many\n".to_vec(),
+    )
+    .await;
+    wait_until("retried record back in orders", || {
+        queue.high_watermark("orders", 0).unwrap_or(0) == 1
+    })
+    .await;
+    // Step 1 of the ladder is 1 s from the record's timestamp.
+    assert!(
+        sent.elapsed() >= Duration::from_millis(900),
+        "{:?}",
+        sent.elapsed()
+    );
+    let back = queue.fetch("orders", 0, 0, 1 << 20).unwrap();
+    assert_eq!(back[0].key.as_deref(), Some(&b"o1"[..]));
+    assert!(back[0]
+        .headers
+        .iter()
+        .any(|(k, v)| k == "retry-count" && v.as_deref() == Some(&b"1"[..])));
+    let dlq = queue.fetch("orders.dlq", 0, 0, 1 << 20).unwrap();
+    assert_eq!(dlq.len(), 1);
+    assert_eq!(dlq[0].key.as_deref(), Some(&b"o2"[..]));
+    assert!(dlq[0]
+        .headers
+        .iter()
+        .any(|(k, v)| k == "bridge.dead-letter-reason"
+            && v.as_deref()
+                .is_some_and(|r| r.starts_with(b"retry-count 3"))));
 }
