@@ -38,6 +38,25 @@ pub fn reload(broker: &Broker, path: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Reloads the bridge rules from `path` on every SIGHUP.
+pub fn reload_on_sighup(broker: Arc<Broker>, path: std::path::PathBuf) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let Ok(mut hup) = signal(SignalKind::hangup()) else {
+        tracing::warn!("SIGHUP handler not installed; bridge rules reload only at start");
+        return;
+    };
+    tokio::spawn(async move {
+        while hup.recv().await.is_some() {
+            match reload(&broker, &path) {
+                Ok(()) => tracing::info!(path = %path.display(), "bridge rules reloaded"),
+                Err(e) => {
+                    tracing::error!(error = %format!("{e:#}"), "bridge rules not reloaded; keeping the old ones")
+                }
+            }
+        }
+    });
+}
+
 /// What the PUBACK of a publish must wait for.
 pub enum Hook {
     /// Routing only.

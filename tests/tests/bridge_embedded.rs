@@ -399,3 +399,54 @@ async fn retry_ladder_returns_records_after_their_step_then_dead_letters() {
             && v.as_deref()
                 .is_some_and(|r| r.starts_with(b"retry-count 3"))));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shipped_config_rules_run_and_reload_keeps_old_rules_on_error() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs/hub.toml");
+    let shipped = hub::Config::load(&path).expect("shipped config loads");
+    let hub = TestHub::start_with(|c| c.bridge = shipped.bridge.clone()).await;
+    let mut dev = V4::clean(hub.addr, "d9").await;
+    dev.client
+        .publish("devices/d9/up/temp", rumqttc::QoS::AtLeastOnce, false, "1")
+        .await
+        .unwrap();
+    dev.wait_puback().await;
+    let queue = hub.handle.as_ref().and_then(|h| h.queue.clone()).unwrap();
+    let got = queue.fetch("device-up", 0, 0, 1 << 20).unwrap();
+    assert_eq!(got[0].key.as_deref(), Some(&b"d9"[..]));
+
+    // A bad file is refused, naming the field; the running rules stay.
+    let bad = hub.dir.path().join("bad.toml");
+    std::fs::write(
+        &bad,
+        "[[bridge.uplink]]\nfilter = \"x/#\"\ntopic = \"a b\"\n",
+    )
+    .unwrap();
+    let err = hub::bridge_glue::reload(hub.broker(), &bad).unwrap_err();
+    assert!(
+        format!("{err:#}").contains("bridge.uplink[0].topic"),
+        "{err:#}"
+    );
+    dev.client
+        .publish("devices/d9/up/temp", rumqttc::QoS::AtLeastOnce, false, "2")
+        .await
+        .unwrap();
+    dev.wait_puback().await;
+    assert_eq!(queue.high_watermark("device-up", 0).unwrap(), 2);
+
+    // A good file takes effect for the next publish.
+    let good = hub.dir.path().join("good.toml");
+    std::fs::write(
+        &good,
+        "[[bridge.uplink]]\nfilter = \"devices/#\"\ntopic = \"all-devices\"\n",
+    )
+    .unwrap();
+    hub::bridge_glue::reload(hub.broker(), &good).unwrap();
+    dev.client
+        .publish("devices/d9/up/temp", rumqttc::QoS::AtLeastOnce, false, "3")
+        .await
+        .unwrap();
+    dev.wait_puback().await;
+    assert_eq!(queue.high_watermark("all-devices", 0).unwrap(), 1);
+    assert_eq!(queue.high_watermark("device-up", 0).unwrap(), 2);
+}
