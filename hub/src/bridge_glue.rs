@@ -38,6 +38,29 @@ pub fn reload(broker: &Broker, path: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Bridge counters for the admin API's stats.
+pub fn stats(broker: &Broker) -> serde_json::Value {
+    let Some(b) = broker.bridge.get() else {
+        return serde_json::Value::Null;
+    };
+    let c = &b.counters;
+    let g = bridge::Counters::get;
+    serde_json::json!({
+        "uplink_matched": g(&c.uplink_matched),
+        "uplink_delivered": g(&c.uplink_delivered),
+        "uplink_failed": g(&c.uplink_failed),
+        "dead_lettered": g(&c.dead_lettered),
+        "duplicates_dropped": g(&c.duplicates_dropped),
+        "downlink_delivered": g(&c.downlink_delivered),
+        "downlink_skipped": g(&c.downlink_skipped),
+        "delayed_pending": b.delay().map_or(0, |d| d.pending()),
+        "delayed_accepted": g(&c.delayed_accepted),
+        "delayed_released": g(&c.delayed_released),
+        "delayed_refused": g(&c.delayed_refused),
+        "retry_scheduled": g(&c.retry_scheduled),
+    })
+}
+
 /// Reloads the bridge rules from `path` on every SIGHUP.
 pub fn reload_on_sighup(broker: Arc<Broker>, path: std::path::PathBuf) {
     use tokio::signal::unix::{signal, SignalKind};
