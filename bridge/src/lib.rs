@@ -1,2 +1,301 @@
-//! Bridge between MQTT topics and the backend queue (rules, reliable retry,
-//! dead letters, delayed messages, commands down to devices). Not yet built.
+//! The bridge between MQTT and the backend queue: uplink rules map device
+//! publishes to queue records (appended durably before the device gets its
+//! PUBACK), downlink rules turn queue records into MQTT commands, repeats of
+//! edge-agent messages are dropped, and delayed messages are held on disk
+//! until due. The bridge does not depend on the hub: the hub calls
+//! `Bridge::uplink` for each publish and implements `HubPort` for the way
+//! back. See ARCHITECTURE.md for the write path and recovery.
+
+pub mod config;
+pub mod consumer;
+pub mod counters;
+pub mod dedupe;
+pub mod delayed;
+pub mod downlink;
+pub mod headers;
+pub mod partitioner;
+pub mod port;
+pub mod retry;
+pub mod sink;
+pub mod template;
+pub mod uplink;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use mqtt::message::Message;
+use tokio::sync::watch;
+
+pub use config::{BridgeConfig, ConfigError, Rules};
+pub use counters::Counters;
+pub use delayed::{parse_delayed, DelayError, DelayStore};
+pub use port::{Command, HubPort, Injected};
+pub use sink::{EmbeddedSink, SinkError};
+
+use dedupe::Dedupe;
+use uplink::Published;
+
+/// Starting the bridge failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("bridge rules need the embedded queue ([queue] enabled = true)")]
+    NoQueue,
+    #[error("queue topic {topic}: {source}")]
+    Topic {
+        topic: String,
+        source: queue::QueueError,
+    },
+}
+
+/// The running bridge.
+pub struct Bridge {
+    config: RwLock<Arc<(BridgeConfig, Rules)>>,
+    queue: Option<queue::Broker>,
+    sink: Option<EmbeddedSink>,
+    dedupe: Mutex<Dedupe>,
+    delay: Option<Arc<DelayStore>>,
+    pub counters: Arc<Counters>,
+    boot: u64,
+    seq: AtomicU64,
+}
+
+/// Waits for the records of one publish to be durable.
+pub struct UplinkAck {
+    pending: Vec<sink::Pending>,
+}
+
+impl UplinkAck {
+    pub async fn wait(self) -> Result<(), SinkError> {
+        for p in self.pending {
+            p.await.unwrap_or(Err(SinkError::Stopped))?;
+        }
+        Ok(())
+    }
+}
+
+fn create_missing(
+    q: &queue::Broker,
+    topic: &str,
+    partitions: u32,
+    flush: Option<config::RuleFlush>,
+) -> Result<(), StartError> {
+    if q.topic(topic).is_some() {
+        return Ok(());
+    }
+    let overrides: Vec<(String, String)> = flush
+        .map(|f| vec![("flush.policy".to_string(), f.as_str().to_string())])
+        .unwrap_or_default();
+    match q.create_topic(topic, partitions, &overrides) {
+        Ok(()) | Err(queue::QueueError::TopicExists(_)) => Ok(()),
+        Err(source) => Err(StartError::Topic {
+            topic: topic.to_string(),
+            source,
+        }),
+    }
+}
+
+impl Bridge {
+    /// Validates the config, creates the topics its rules name, opens the
+    /// delay store. Call from inside a tokio runtime.
+    pub fn new(
+        cfg: &BridgeConfig,
+        queue: Option<queue::Broker>,
+    ) -> Result<Arc<Bridge>, StartError> {
+        let rules = cfg.compile()?;
+        let counters = Arc::new(Counters::default());
+        let active = cfg.enabled
+            && (!rules.uplink.is_empty()
+                || !rules.downlink.is_empty()
+                || !cfg.retry.topics.is_empty());
+        if active && queue.is_none() {
+            return Err(StartError::NoQueue);
+        }
+        let mut delay = None;
+        if let (Some(q), true) = (&queue, cfg.enabled) {
+            for r in &rules.uplink {
+                if let Some(t) = &r.topic {
+                    create_missing(q, t, r.partitions, r.flush)?;
+                }
+            }
+            for r in &rules.downlink {
+                create_missing(q, &r.topic, r.partitions, None)?;
+            }
+            for t in &cfg.retry.topics {
+                for name in [t.clone(), format!("{t}.retry"), format!("{t}.dlq")] {
+                    create_missing(q, &name, 1, None)?;
+                }
+            }
+            if cfg.delayed.enabled {
+                let store = DelayStore::open(q.clone(), &cfg.delayed, counters.clone()).map_err(
+                    |source| StartError::Topic {
+                        topic: cfg.delayed.topic.clone(),
+                        source,
+                    },
+                )?;
+                delay = Some(Arc::new(store));
+            }
+        }
+        let sink = match (&queue, cfg.enabled) {
+            (Some(q), true) => Some(EmbeddedSink::start(q.clone(), counters.clone())),
+            _ => None,
+        };
+        Ok(Arc::new(Bridge {
+            dedupe: Mutex::new(Dedupe::new(
+                cfg.dedupe.max_ids,
+                Duration::from_secs(cfg.dedupe.window_secs),
+            )),
+            config: RwLock::new(Arc::new((cfg.clone(), rules))),
+            queue,
+            sink,
+            delay,
+            counters,
+            boot: rand::random::<u64>() >> 16,
+            seq: AtomicU64::new(0),
+        }))
+    }
+
+    fn active(&self) -> Arc<(BridgeConfig, Rules)> {
+        self.config
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Starts the downlink consumers and the delay scheduler.
+    pub fn run(&self, hub: Arc<dyn HubPort>, shutdown: watch::Receiver<bool>) {
+        let active = self.active();
+        let (cfg, rules) = &*active;
+        if !cfg.enabled {
+            return;
+        }
+        if let Some(d) = &self.delay {
+            tokio::spawn(d.clone().run(hub.clone(), shutdown.clone()));
+        }
+        let Some(q) = &self.queue else { return };
+        let consume = |topic: &str, group: &str, handler: Arc<dyn consumer::Handler>| {
+            let n = q.topic(topic).map_or(0, |t| t.partitions.len());
+            for p in 0..n {
+                let c = consumer::PartitionConsumer {
+                    queue: q.clone(),
+                    topic: topic.to_string(),
+                    partition: p as i32,
+                    group: group.to_string(),
+                };
+                tokio::spawn(c.run(handler.clone(), shutdown.clone()));
+            }
+        };
+        for rule in &rules.downlink {
+            let d = downlink::Downlink {
+                rule: rule.clone(),
+                hub: hub.clone(),
+                delay: self.delay.clone(),
+                counters: self.counters.clone(),
+            };
+            consume(&rule.topic, &rule.group, Arc::new(d));
+        }
+        if let Some(delay) = &self.delay {
+            for topic in &cfg.retry.topics {
+                let r = retry::RetryLadder {
+                    queue: q.clone(),
+                    topic: topic.clone(),
+                    ladder_secs: cfg.retry.ladder_secs.clone(),
+                    delay: delay.clone(),
+                    counters: self.counters.clone(),
+                };
+                consume(&format!("{topic}.retry"), &cfg.retry.group, Arc::new(r));
+            }
+        }
+    }
+
+    /// Replaces the uplink rules and the de-duplication property (downlink
+    /// rules take effect at the next start). On error the old rules stay.
+    pub fn reload(&self, cfg: &BridgeConfig) -> Result<(), StartError> {
+        let rules = cfg.compile()?;
+        if let Some(q) = &self.queue {
+            for r in &rules.uplink {
+                if let Some(t) = &r.topic {
+                    create_missing(q, t, r.partitions, r.flush)?;
+                }
+            }
+        }
+        *self.config.write().unwrap_or_else(|e| e.into_inner()) = Arc::new((cfg.clone(), rules));
+        tracing::info!(uplink = cfg.uplink.len(), "bridge rules reloaded");
+        Ok(())
+    }
+
+    /// The edge-agent id of `m`, if it is a repeat within the window.
+    pub fn edge_id<'m>(&self, m: &'m Message) -> Option<&'m str> {
+        let active = self.active();
+        let prop = &active.0.dedupe.property;
+        m.properties
+            .user_properties
+            .iter()
+            .find(|(k, _)| k == prop)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Whether `id` was accepted recently (the publish is then dropped).
+    pub fn is_repeat(&self, id: &str) -> bool {
+        let repeat = self
+            .dedupe
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_repeat(id, Instant::now());
+        if repeat {
+            Counters::inc(&self.counters.duplicates_dropped);
+        }
+        repeat
+    }
+
+    /// Records `id` as accepted (after the device got a successful ack).
+    pub fn remember(&self, id: &str) {
+        self.dedupe
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remember(id, Instant::now());
+    }
+
+    /// Hands a publish to the uplink rules; `None` if none matched.
+    pub async fn uplink(&self, m: &Message, username: Option<&str>) -> Option<UplinkAck> {
+        let sink = self.sink.as_ref()?;
+        let active = self.active();
+        let (cfg, rules) = &*active;
+        if rules.uplink.is_empty() {
+            return None;
+        }
+        let generated;
+        let id = match self.edge_id(m) {
+            Some(id) => id,
+            None => {
+                let n = self.seq.fetch_add(1, Ordering::Relaxed);
+                generated = format!("{:012x}-{n}", self.boot);
+                &generated
+            }
+        };
+        let p = Published {
+            message: m,
+            username,
+            publish_ms: delayed::now_ms(),
+            id,
+        };
+        let records = uplink::map(&rules.uplink, &p);
+        if records.is_empty() {
+            return None;
+        }
+        let mut pending = Vec::with_capacity(records.len());
+        for r in records {
+            Counters::inc(&self.counters.uplink_matched);
+            let dlq: Arc<str> = Arc::from(cfg.uplink[r.rule].dead_letter_topic.as_str());
+            pending.push(sink.send(r, dlq).await);
+        }
+        Some(UplinkAck { pending })
+    }
+
+    /// The delay store, when delayed messages are on.
+    pub fn delay(&self) -> Option<&Arc<DelayStore>> {
+        self.delay.as_ref()
+    }
+}

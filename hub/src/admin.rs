@@ -46,6 +46,7 @@ async fn stats(State(b): State<Arc<Broker>>) -> Json<Value> {
         },
         "protocol_errors": Metrics::get(&m.protocol_errors),
         "sessions_expired": Metrics::get(&m.sessions_expired),
+        "bridge": crate::bridge_glue::stats(&b),
     }))
 }
 

@@ -32,6 +32,8 @@ pub struct Broker {
     pub store: Store,
     pub metrics: Metrics,
     pub started: Instant,
+    /// The MQTT <-> queue bridge, set once at start (see bridge_glue.rs).
+    pub bridge: std::sync::OnceLock<Arc<bridge::Bridge>>,
     next_id: AtomicU64,
     /// Signalled whenever a connection detaches from its session; a
     /// takeover waits for it and re-checks its own session. One for the hub
@@ -195,6 +197,7 @@ impl Broker {
             store,
             metrics: Metrics::default(),
             started: Instant::now(),
+            bridge: std::sync::OnceLock::new(),
             next_id: AtomicU64::new(1),
             released: tokio::sync::Notify::new(),
             shutting_down: AtomicBool::new(false),

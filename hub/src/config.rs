@@ -21,6 +21,8 @@ pub struct Config {
     /// The embedded Kafka-protocol queue (see the queue crate's config).
     pub queue: queue::QueueConfig,
     pub log: LogConfig,
+    /// MQTT <-> queue bridge rules (see the bridge crate).
+    pub bridge: bridge::BridgeConfig,
 }
 
 impl Default for Config {
@@ -34,6 +36,7 @@ impl Default for Config {
             admin: AdminConfig::default(),
             queue: queue::QueueConfig::default(),
             log: LogConfig::default(),
+            bridge: bridge::BridgeConfig::default(),
         }
     }
 }
@@ -213,6 +216,8 @@ pub enum ConfigError {
         field: &'static str,
         message: String,
     },
+    #[error(transparent)]
+    Bridge(#[from] bridge::ConfigError),
 }
 
 impl Config {
@@ -275,6 +280,7 @@ impl Config {
         if self.sys.enabled && self.sys.interval_secs == 0 {
             return invalid("sys.interval_secs", "must be at least 1");
         }
+        self.bridge.compile()?;
         Ok(())
     }
 

@@ -92,6 +92,8 @@ pub struct Connection<S> {
     /// Set by the listener; usually one per listener, shared by all its
     /// connections (the remote address comes from the transport on demand).
     peer: Option<Arc<PeerInfo>>,
+    /// CONNECT user name, for bridge templates and headers.
+    username: Option<Arc<str>>,
 }
 
 impl<S: Transport> Connection<S> {
@@ -111,6 +113,7 @@ impl<S: Transport> Connection<S> {
             close: None,
             slot: None,
             peer: None,
+            username: None,
         }
     }
 
@@ -292,6 +295,7 @@ impl<S: Transport> Connection<S> {
                     } = self.broker.admit(self.id, &c).await;
                     tracing::debug!(conn = self.id, client = %session.client_id, protocol = ?c.protocol, "connected");
                     self.will = c.will.clone().map(Box::new);
+                    self.username = c.username.as_deref().map(Arc::from);
                     let rri = c.properties.request_response_information == Some(1);
                     self.sync_barrier().await;
                     self.session.accept(assigned_id, resumed, rri);
@@ -304,7 +308,12 @@ impl<S: Transport> Connection<S> {
                         self.session.client_id().clone(),
                         Instant::now(),
                     ));
-                    let mut outcome = self.broker.publish(message).await;
+                    let (mut outcome, hook) = crate::bridge_glue::publish(
+                        &self.broker,
+                        message,
+                        self.username.as_deref(),
+                    )
+                    .await;
                     if p.qos == QoS::ExactlyOnce {
                         // The packet id must outlive a crash too, or a resent
                         // PUBLISH would be routed twice.
@@ -322,8 +331,7 @@ impl<S: Transport> Connection<S> {
                                 tracing::error!(error = %e, "message not persisted; refusing it");
                                 ReasonCode::IMPLEMENTATION_SPECIFIC_ERROR
                             }
-                            Ok(()) if outcome.delivered == 0 => ReasonCode::NO_MATCHING_SUBSCRIBERS,
-                            Ok(()) => ReasonCode::SUCCESS,
+                            Ok(()) => hook.reason(outcome.delivered).await,
                         };
                         if !reason.is_success() && p.qos == QoS::ExactlyOnce {
                             if let Some(a) =

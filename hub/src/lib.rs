@@ -5,6 +5,7 @@
 
 pub mod admin;
 pub mod admission;
+pub mod bridge_glue;
 pub mod broker;
 pub mod config;
 pub mod connection;

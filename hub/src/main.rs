@@ -51,6 +51,7 @@ fn parse_flush(s: &str) -> Result<FlushPolicy, String> {
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    let config_path = args.config.clone();
     let mut config = match &args.config {
         Some(path) => Config::load(path)?,
         None => Config::default(),
@@ -84,6 +85,9 @@ fn main() -> anyhow::Result<()> {
         .build()?;
     runtime.block_on(async move {
         let hub = hub::start(config).await?;
+        if let Some(path) = config_path {
+            hub::bridge_glue::reload_on_sighup(hub.broker.clone(), path);
+        }
         wait_for_signal().await?;
         tracing::info!("shutting down");
         hub.shutdown().await

@@ -62,15 +62,11 @@ pub async fn start(config: Config) -> anyhow::Result<HubHandle> {
     restore(&broker, loaded);
     let (shutdown, shutdown_rx) = watch::channel(false);
     let shutdown_rx_queue = shutdown_rx.clone();
+    let shutdown_rx_bridge = shutdown_rx.clone();
     let permits = Arc::new(Semaphore::new(max_connections));
     tracing::info!(%mqtt_addr, "MQTT listener ready");
 
-    tokio::spawn(accept_loop(
-        broker.clone(),
-        listener,
-        permits.clone(),
-        shutdown_rx.clone(),
-    ));
+    let shutdown_rx_accept = shutdown_rx.clone();
     if broker.config.sys.enabled {
         tokio::spawn(crate::sys::run(broker.clone(), shutdown_rx.clone()));
     }
@@ -97,6 +93,15 @@ pub async fn start(config: Config) -> anyhow::Result<HubHandle> {
             Some((q, addr, task)) => (Some(q), Some(addr), Some(task)),
             None => (None, None, None),
         };
+    crate::bridge_glue::start(&broker, queue.clone(), shutdown_rx_bridge)
+        .context("cannot start the bridge")?;
+    // Devices are let in only once the bridge is there to take their messages.
+    tokio::spawn(accept_loop(
+        broker.clone(),
+        listener,
+        permits.clone(),
+        shutdown_rx_accept,
+    ));
     Ok(HubHandle {
         broker,
         mqtt_addr,

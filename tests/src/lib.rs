@@ -727,7 +727,18 @@ impl HubProcess {
     /// Starts the hub on `data_dir` with `flush` and an ephemeral port, and
     /// waits until it accepts an MQTT connection.
     pub async fn start(exe: &Path, data_dir: &Path, flush: &str) -> HubProcess {
+        Self::start_with_args(exe, data_dir, flush, &[]).await
+    }
+
+    /// `start` with extra flags for `hub-under-test`.
+    pub async fn start_with_args(
+        exe: &Path,
+        data_dir: &Path,
+        flush: &str,
+        extra: &[&str],
+    ) -> HubProcess {
         let mut child = tokio::process::Command::new(exe)
+            .args(extra)
             .arg("--data-dir")
             .arg(data_dir)
             .arg("--mqtt-listen")

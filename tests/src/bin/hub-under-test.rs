@@ -34,6 +34,8 @@ fn main() -> anyhow::Result<()> {
                     other => anyhow::bail!("unknown flush policy {other}"),
                 }
             }
+            // The `[bridge]` table of a config file (the bridge crash tests).
+            "--bridge-rules" => config.bridge = Config::load(std::path::Path::new(&value))?.bridge,
             other => anyhow::bail!("unknown flag {other}"),
         }
     }

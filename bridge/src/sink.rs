@@ -1,0 +1,224 @@
+//! The `embedded` backend: appends uplink records to the hub's in-process
+//! queue. One task takes records from a bounded channel, groups what is
+//! waiting by (topic, partition) and appends each group as one batch off
+//! the async threads, so concurrent publishers share one write (and, under
+//! `sync`, one fsync). Each record's waiter learns when it is durable under
+//! its topic's flush policy. A full channel makes publishers wait: that is
+//! the back-pressure that reaches devices as a delayed PUBACK.
+//!
+//! Records the queue can never take (too large, bad topic name, unknown
+//! topic with auto-creation off) go to the rule's dead-letter topic with the
+//! reason in a header; the device still gets its PUBACK, since the message
+//! is durably kept. Storage errors are returned, so the device is refused
+//! and resends.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use queue::QueueError;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::counters::Counters;
+use crate::headers;
+use crate::partitioner::partition_for;
+use crate::uplink::Record;
+
+/// Records waiting for the append task; beyond this, publishers wait.
+const CHANNEL: usize = 4096;
+/// Records taken per append round.
+const BATCH: usize = 512;
+
+/// Why a record was not taken.
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+pub enum SinkError {
+    #[error("queue storage error: {0}")]
+    Storage(String),
+    #[error("the bridge is stopped")]
+    Stopped,
+}
+
+struct Job {
+    record: Record,
+    dead_letter: Arc<str>,
+    done: oneshot::Sender<Result<(), SinkError>>,
+}
+
+/// Handle to the append task. Cheap to clone.
+#[derive(Clone)]
+pub struct EmbeddedSink {
+    tx: mpsc::Sender<Job>,
+}
+
+/// Resolves when a record is durable (or failed).
+pub type Pending = oneshot::Receiver<Result<(), SinkError>>;
+
+impl EmbeddedSink {
+    pub fn start(queue: queue::Broker, counters: Arc<Counters>) -> EmbeddedSink {
+        let (tx, rx) = mpsc::channel(CHANNEL);
+        tokio::spawn(run(queue, counters, rx));
+        EmbeddedSink { tx }
+    }
+
+    /// Queues a record; waits only while the channel is full.
+    pub async fn send(&self, record: Record, dead_letter: Arc<str>) -> Pending {
+        let (done, pending) = oneshot::channel();
+        let job = Job {
+            record,
+            dead_letter,
+            done,
+        };
+        if let Err(mpsc::error::SendError(job)) = self.tx.send(job).await {
+            let _ = job.done.send(Err(SinkError::Stopped));
+        }
+        pending
+    }
+}
+
+async fn run(queue: queue::Broker, counters: Arc<Counters>, mut rx: mpsc::Receiver<Job>) {
+    let mut jobs = Vec::with_capacity(BATCH);
+    while rx.recv_many(&mut jobs, BATCH).await > 0 {
+        let batch = std::mem::take(&mut jobs);
+        let q = queue.clone();
+        let c = counters.clone();
+        let done = tokio::task::spawn_blocking(move || append_all(&q, &c, batch)).await;
+        if let Err(e) = done {
+            tracing::error!(error = %e, "bridge append task failed");
+        }
+    }
+}
+
+/// Appends jobs in arrival order, one batch per run of the same (topic, partition).
+fn append_all(q: &queue::Broker, counters: &Counters, jobs: Vec<Job>) {
+    let mut run: Vec<Job> = Vec::new();
+    let mut at: Option<(String, i32)> = None;
+    for job in jobs {
+        let dest = destination(q, &job.record);
+        match (&at, dest) {
+            (Some(cur), Ok(d)) if *cur == d => run.push(job),
+            (_, Ok(d)) => {
+                if let Some((t, p)) = at.take() {
+                    flush_run(q, counters, &t, p, std::mem::take(&mut run));
+                }
+                at = Some(d);
+                run.push(job);
+            }
+            (_, Err(reason)) => {
+                if let Some((t, p)) = at.take() {
+                    flush_run(q, counters, &t, p, std::mem::take(&mut run));
+                }
+                dead_letter(q, counters, job, &reason_of(&reason));
+            }
+        }
+    }
+    if let Some((t, p)) = at {
+        flush_run(q, counters, &t, p, run);
+    }
+}
+
+fn destination(q: &queue::Broker, r: &Record) -> Result<(String, i32), QueueError> {
+    let t = q.topic_or_create(&r.topic, true)?;
+    Ok((
+        r.topic.clone(),
+        partition_for(r.key.as_deref(), t.partitions.len()),
+    ))
+}
+
+fn to_message(r: &Record) -> queue::Message {
+    queue::Message {
+        key: r.key.clone(),
+        value: Some(r.value.clone()),
+        headers: r.headers.clone(),
+        timestamp_ms: r.timestamp_ms,
+    }
+}
+
+fn flush_run(q: &queue::Broker, counters: &Counters, topic: &str, partition: i32, run: Vec<Job>) {
+    if run.is_empty() {
+        return;
+    }
+    let msgs: Vec<queue::Message> = run.iter().map(|j| to_message(&j.record)).collect();
+    match q.append(topic, partition, &msgs) {
+        Ok(_) => {
+            for job in run {
+                counters
+                    .uplink_delivered
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                finish(job, Ok(()));
+            }
+        }
+        Err(QueueError::MessageTooLarge { .. }) if run.len() > 1 => {
+            // Find the culprit: one record per batch.
+            for job in run {
+                flush_run(q, counters, topic, partition, vec![job]);
+            }
+        }
+        Err(e) if is_permanent(&e) => {
+            let reason = reason_of(&e);
+            for job in run {
+                dead_letter(q, counters, job, &reason);
+            }
+        }
+        Err(e) => {
+            tracing::warn!(topic, partition, error = %e, "bridge append failed");
+            for job in run {
+                Counters::inc(&counters.uplink_failed);
+                finish(job, Err(SinkError::Storage(e.to_string())));
+            }
+        }
+    }
+}
+
+fn is_permanent(e: &QueueError) -> bool {
+    matches!(
+        e,
+        QueueError::MessageTooLarge { .. }
+            | QueueError::InvalidTopic(..)
+            | QueueError::UnknownTopicOrPartition { .. }
+            | QueueError::Corrupt(_)
+    )
+}
+
+fn reason_of(e: &QueueError) -> String {
+    match e {
+        QueueError::MessageTooLarge { .. } => format!("too large: {e}"),
+        _ => format!("rejected: {e}"),
+    }
+}
+
+/// Moves a record to its dead-letter topic (partition 0), with the reason
+/// and the original topic in headers; the waiter learns whether that worked.
+fn dead_letter(q: &queue::Broker, counters: &Counters, job: Job, reason: &str) {
+    let mut m = to_message(&job.record);
+    if reason.starts_with("too large") {
+        // The payload is what did not fit; keep the metadata to say what was lost.
+        m.value = None;
+    }
+    m.headers.push((
+        headers::DEAD_LETTER_REASON.into(),
+        Some(Bytes::from(reason.to_string())),
+    ));
+    m.headers.push((
+        headers::DEAD_LETTER_TOPIC.into(),
+        Some(Bytes::from(job.record.topic.clone())),
+    ));
+    let r = q
+        .topic_or_create(&job.dead_letter, true)
+        .and_then(|_| q.append(&job.dead_letter, 0, std::slice::from_ref(&m)));
+    match r {
+        Ok(_) => {
+            tracing::warn!(topic = %job.record.topic, dead_letter = %job.dead_letter, reason, "record dead-lettered");
+            Counters::inc(&counters.dead_lettered);
+            finish(job, Ok(()));
+        }
+        Err(e) => {
+            tracing::error!(dead_letter = %job.dead_letter, error = %e, "dead-letter append failed");
+            Counters::inc(&counters.uplink_failed);
+            finish(job, Err(SinkError::Storage(e.to_string())));
+        }
+    }
+}
+
+fn finish(job: Job, r: Result<(), SinkError>) {
+    // The publisher may have gone away; nothing to tell then.
+    let _ = job.done.send(r);
+}

@@ -1,0 +1,211 @@
+//! Glue between the hub and the bridge crate: starts the bridge beside the
+//! embedded queue, runs each device publish through it (delayed topics,
+//! edge-agent de-duplication, uplink rules) and implements `HubPort` so
+//! commands and released delayed messages enter MQTT routing. The PUBACK
+//! waits for `Hook::reason`, i.e. until the bridge has the message durably.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use bridge::{Bridge, Command, HubPort, Injected};
+use mqtt::message::Message;
+use mqtt::{Properties, QoS, ReasonCode};
+use tokio::sync::watch;
+
+use crate::broker::{Broker, RouteOutcome};
+use crate::config::Config;
+
+/// Creates the bridge (topics its rules name, the delay store) and starts
+/// its downlink and delay tasks.
+pub fn start(
+    broker: &Arc<Broker>,
+    queue: Option<queue::Broker>,
+    shutdown: watch::Receiver<bool>,
+) -> anyhow::Result<()> {
+    let b = Bridge::new(&broker.config.bridge, queue)?;
+    b.run(Arc::new(HubSide(broker.clone())), shutdown);
+    let _ = broker.bridge.set(b);
+    Ok(())
+}
+
+/// Re-reads the config file and swaps the uplink rules; the old rules stay
+/// on any error, which is returned naming the field.
+pub fn reload(broker: &Broker, path: &Path) -> anyhow::Result<()> {
+    let config = Config::load(path)?;
+    if let Some(b) = broker.bridge.get() {
+        b.reload(&config.bridge)?;
+    }
+    Ok(())
+}
+
+/// Bridge counters for the admin API's stats.
+pub fn stats(broker: &Broker) -> serde_json::Value {
+    let Some(b) = broker.bridge.get() else {
+        return serde_json::Value::Null;
+    };
+    let c = &b.counters;
+    let g = bridge::Counters::get;
+    serde_json::json!({
+        "uplink_matched": g(&c.uplink_matched),
+        "uplink_delivered": g(&c.uplink_delivered),
+        "uplink_failed": g(&c.uplink_failed),
+        "dead_lettered": g(&c.dead_lettered),
+        "duplicates_dropped": g(&c.duplicates_dropped),
+        "downlink_delivered": g(&c.downlink_delivered),
+        "downlink_skipped": g(&c.downlink_skipped),
+        "delayed_pending": b.delay().map_or(0, |d| d.pending()),
+        "delayed_accepted": g(&c.delayed_accepted),
+        "delayed_released": g(&c.delayed_released),
+        "delayed_refused": g(&c.delayed_refused),
+        "retry_scheduled": g(&c.retry_scheduled),
+    })
+}
+
+/// Reloads the bridge rules from `path` on every SIGHUP.
+pub fn reload_on_sighup(broker: Arc<Broker>, path: std::path::PathBuf) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let Ok(mut hup) = signal(SignalKind::hangup()) else {
+        tracing::warn!("SIGHUP handler not installed; bridge rules reload only at start");
+        return;
+    };
+    tokio::spawn(async move {
+        while hup.recv().await.is_some() {
+            match reload(&broker, &path) {
+                Ok(()) => tracing::info!(path = %path.display(), "bridge rules reloaded"),
+                Err(e) => {
+                    tracing::error!(error = %format!("{e:#}"), "bridge rules not reloaded; keeping the old ones")
+                }
+            }
+        }
+    });
+}
+
+/// What the PUBACK of a publish must wait for.
+pub enum Hook {
+    /// Routing only.
+    Plain,
+    /// Uplink records on their way to the queue; the edge id to remember once durable.
+    Bridged(bridge::UplinkAck, Option<(Arc<Bridge>, String)>),
+    /// Routed; remember the edge id.
+    Remember(Arc<Bridge>, String),
+    /// Not routed (a repeat, or held as delayed): answer with this.
+    Answer(ReasonCode),
+}
+
+impl Hook {
+    /// The reason code for the PUBACK/PUBREC, once the bridge is done.
+    pub async fn reason(self, delivered: usize) -> ReasonCode {
+        let routed = if delivered == 0 {
+            ReasonCode::NO_MATCHING_SUBSCRIBERS
+        } else {
+            ReasonCode::SUCCESS
+        };
+        match self {
+            Hook::Plain => routed,
+            Hook::Answer(r) => r,
+            Hook::Remember(b, id) => {
+                b.remember(&id);
+                routed
+            }
+            Hook::Bridged(ack, edge) => match ack.wait().await {
+                Ok(()) => {
+                    if let Some((b, id)) = edge {
+                        b.remember(&id);
+                    }
+                    ReasonCode::SUCCESS
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "bridge did not take the message; refusing it");
+                    ReasonCode::IMPLEMENTATION_SPECIFIC_ERROR
+                }
+            },
+        }
+    }
+}
+
+/// Routes a device publish and hands it to the bridge.
+pub async fn publish(
+    broker: &Arc<Broker>,
+    message: Arc<Message>,
+    username: Option<&str>,
+) -> (RouteOutcome, Hook) {
+    let Some(b) = broker.bridge.get() else {
+        return (broker.publish(message).await, Hook::Plain);
+    };
+    if let (Some(parsed), Some(store)) = (bridge::parse_delayed(&message.topic), b.delay()) {
+        let answer = match parsed {
+            Err(why) => {
+                tracing::debug!(topic = %message.topic, why, "bad delayed topic");
+                ReasonCode::TOPIC_NAME_INVALID
+            }
+            Ok((secs, topic)) => {
+                let cmd = Command {
+                    topic: topic.to_string(),
+                    payload: message.payload.clone(),
+                    qos: message.qos as u8,
+                    retain: message.retain,
+                    user_properties: message.properties.user_properties.clone(),
+                };
+                let secs = i64::try_from(secs).unwrap_or(i64::MAX / 2_000);
+                let due = bridge::delayed::now_ms().saturating_add(secs.saturating_mul(1000));
+                match store.schedule(bridge::delayed::Held::Mqtt(cmd), due).await {
+                    Ok(()) => ReasonCode::SUCCESS,
+                    Err(bridge::DelayError::Storage(e)) => {
+                        tracing::error!(error = %e, "delayed message not stored");
+                        ReasonCode::IMPLEMENTATION_SPECIFIC_ERROR
+                    }
+                    Err(_) => ReasonCode::QUOTA_EXCEEDED,
+                }
+            }
+        };
+        return (RouteOutcome::default(), Hook::Answer(answer));
+    }
+    let edge_id = b.edge_id(&message).map(str::to_owned);
+    if let Some(id) = &edge_id {
+        if b.is_repeat(id) {
+            return (RouteOutcome::default(), Hook::Answer(ReasonCode::SUCCESS));
+        }
+    }
+    let outcome = broker.publish(message.clone()).await;
+    let hook = match (b.uplink(&message, username).await, edge_id) {
+        (Some(ack), id) => Hook::Bridged(ack, id.map(|id| (b.clone(), id))),
+        (None, Some(id)) => Hook::Remember(b.clone(), id),
+        (None, None) => Hook::Plain,
+    };
+    (outcome, hook)
+}
+
+/// The hub as the bridge sees it.
+struct HubSide(Arc<Broker>);
+
+impl HubPort for HubSide {
+    fn inject(&self, cmd: Command) -> Injected<'_> {
+        Box::pin(async move {
+            let qos = QoS::from_u8(cmd.qos).ok_or("QoS must be 0, 1 or 2")?;
+            let properties = Properties {
+                user_properties: cmd.user_properties,
+                ..Properties::default()
+            };
+            let m = Arc::new(Message::new(
+                cmd.topic,
+                cmd.payload,
+                qos,
+                cmd.retain,
+                properties,
+                Arc::from(""),
+            ));
+            let outcome = self.0.publish(m.clone()).await;
+            if let Some(ack) = match self.0.bridge.get() {
+                Some(b) => b.uplink(&m, None).await,
+                None => None,
+            } {
+                ack.wait().await.map_err(|e| e.to_string())?;
+            }
+            if outcome.stored {
+                // Whatever the flush policy: the bridge commits its offset next.
+                self.0.store.flush().await.map_err(|e| e.to_string())?;
+            }
+            Ok(())
+        })
+    }
+}

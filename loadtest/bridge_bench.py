@@ -1,0 +1,180 @@
+#!/usr/bin/env python3
+"""Bridge benchmark (issue 6): the hub's plain QoS 1 fan-in beside the same
+load with an uplink rule to the embedded queue, plus a Kafka consumer
+(confluent-kafka) reading the bridged topic for device-to-consumer
+throughput and end-to-end latency.
+
+    cargo build --release -p hub -p loadtest
+    python3 loadtest/bridge_bench.py [--duration 10] [--publishers 10] [--size 100]
+
+Each case starts a fresh release hub (generated config, temp data folder) and
+runs `loadtest qos1` (publishers -> 1 subscriber on bench/#, QoS 1, inflight
+64 per publisher). Latency is measured from the send time the loadtest
+writes into every payload (bytes 20..28, ns since the epoch) to receipt.
+"""
+
+import argparse
+import json
+import os
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+from confluent_kafka import Consumer
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def wait_port(port, timeout=30):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"port {port} never opened")
+
+
+def config(data, mqtt, kafka, bridged):
+    text = f"""data_dir = "{data}"
+[mqtt]
+listen = "127.0.0.1:{mqtt}"
+[admin]
+enabled = false
+[queue]
+listen = "127.0.0.1:{kafka}"
+[bridge.delayed]
+enabled = false
+"""
+    if bridged:
+        text += """[[bridge.uplink]]
+filter = "bench/#"
+topic = "bench-up"
+"""
+    return text
+
+
+class Collector(threading.Thread):
+    """Reads bench-up and records per-message latency."""
+
+    def __init__(self, bootstrap):
+        super().__init__(daemon=True)
+        self.c = Consumer({
+            "bootstrap.servers": bootstrap,
+            "group.id": "bench",
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+            "fetch.wait.max.ms": 5,
+        })
+        self.c.subscribe(["bench-up"])
+        self.lat_ms = []
+        self.first = None
+        self.last = None
+        self.stop = False
+
+    def run(self):
+        while not self.stop:
+            for m in self.c.consume(num_messages=10000, timeout=0.2):
+                if m.error():
+                    continue
+                now = time.time_ns()
+                v = m.value()
+                if v is None or len(v) < 28 or v[:4] != b"LTB1":
+                    continue
+                sent = struct.unpack(">Q", v[20:28])[0]
+                self.lat_ms.append((now - sent) / 1e6)
+                self.first = self.first or now
+                self.last = now
+        self.c.close()
+
+
+def pct(values, q):
+    if not values:
+        return float("nan")
+    s = sorted(values)
+    return s[min(len(s) - 1, int(q * len(s)))]
+
+
+def run_case(args, bridged):
+    with tempfile.TemporaryDirectory() as d:
+        mqtt, kafka = free_port(), free_port()
+        path = os.path.join(d, "hub.toml")
+        with open(path, "w") as f:
+            f.write(config(os.path.join(d, "data"), mqtt, kafka, bridged))
+        hub = subprocess.Popen([args.hub, "--config", path, "--log", "warn"])
+        try:
+            wait_port(mqtt)
+            collector = None
+            if bridged:
+                wait_port(kafka)
+                collector = Collector(f"127.0.0.1:{kafka}")
+                collector.start()
+            out = os.path.join(d, "r.json")
+            subprocess.run(
+                [args.loadtest, "qos1", "-p", str(mqtt), "--publishers", str(args.publishers),
+                 "-s", str(args.size), "-d", str(args.duration), "--json", out, "--quiet"],
+                check=True, stdout=subprocess.DEVNULL)
+            with open(out) as f:
+                r = json.load(f)
+            result = {"mqtt": r["derived"]}
+            if collector:
+                published = r.get("counters", {}).get("acked") or r["derived"]["ack_rate"] * r["derived"]["publish_secs"]
+                deadline = time.time() + 30
+                while len(collector.lat_ms) < published and time.time() < deadline:
+                    time.sleep(0.2)
+                collector.stop = True
+                collector.join()
+                n = len(collector.lat_ms)
+                span = max((collector.last - collector.first) / 1e9, 1e-9) if n > 1 else float("nan")
+                result["consumer"] = {
+                    "received": n,
+                    "acked": published,
+                    "rate": n / span,
+                    "p50_ms": pct(collector.lat_ms, 0.50),
+                    "p99_ms": pct(collector.lat_ms, 0.99),
+                }
+            return result
+        finally:
+            hub.terminate()
+            hub.wait(timeout=30)
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--hub", default=os.path.join(ROOT, "target/release/hub"))
+    p.add_argument("--loadtest", default=os.path.join(ROOT, "target/release/loadtest"))
+    p.add_argument("--duration", default="10")
+    p.add_argument("--publishers", type=int, default=10)
+    p.add_argument("--size", type=int, default=100)
+    args = p.parse_args()
+    plain = run_case(args, False)
+    bridged = run_case(args, True)
+    m0, m1, c = plain["mqtt"], bridged["mqtt"], bridged["consumer"]
+    print(f"QoS 1 fan-in, {args.publishers} publishers, {args.size} B, {args.duration} s")
+    print(f"{'case':<26}{'acked/s':>10}{'recv/s':>10}{'p50 ms':>9}{'p99 ms':>9}")
+    print(f"{'plain (MQTT subscriber)':<26}{m0['ack_rate']:>10.0f}{m0['receive_rate']:>10.0f}"
+          f"{m0['latency']['p50']:>9.2f}{m0['latency']['p99']:>9.2f}")
+    print(f"{'bridged (MQTT subscriber)':<26}{m1['ack_rate']:>10.0f}{m1['receive_rate']:>10.0f}"
+          f"{m1['latency']['p50']:>9.2f}{m1['latency']['p99']:>9.2f}")
+    print(f"{'bridged (Kafka consumer)':<26}{'':>10}{c['rate']:>10.0f}{c['p50_ms']:>9.2f}{c['p99_ms']:>9.2f}"
+          f"   ({c['received']:.0f} of {c['acked']:.0f} acked)")
+    cost = 1 - m1["ack_rate"] / m0["ack_rate"]
+    print(f"bridge cost on the QoS 1 fan-in rate: {cost * 100:.1f}% (target <= 30%)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
