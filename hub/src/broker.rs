@@ -32,6 +32,10 @@ pub struct Broker {
     pub store: Store,
     pub metrics: Metrics,
     pub started: Instant,
+    /// Message trace rules and records (admin API).
+    pub tracer: crate::trace::Tracer,
+    /// Alert rules and their state (admin API, `$SYS/alerts`).
+    pub alerts: Arc<crate::alerts::Alerts>,
     next_id: AtomicU64,
 }
 
@@ -179,7 +183,11 @@ impl Broker {
             max_client_id_len: l.max_client_id_length,
             response_information: config.mqtt.response_information_prefix.clone(),
         };
+        let tracer = crate::trace::Tracer::new(config.admin.trace_capacity);
+        let alerts = Arc::new(crate::alerts::Alerts::new(config.admin.alerts.clone()));
         Broker {
+            tracer,
+            alerts,
             config,
             server_cfg: Arc::new(server_cfg),
             sessions: DashMap::new(),
@@ -277,6 +285,25 @@ impl Broker {
         now: Instant,
     ) {
         let persistent = session.is_persistent();
+        if message.trace_id != 0 {
+            self.tracer.hop(
+                message.trace_id,
+                crate::trace::Hop {
+                    kind: "queued",
+                    client_id: Some(session.client_id.to_string()),
+                    qos: Some(qos as u8),
+                    detail: Some(
+                        if session.is_online() {
+                            "online"
+                        } else {
+                            "offline"
+                        }
+                        .into(),
+                    ),
+                    ..Default::default()
+                },
+            );
+        }
         let dropped = {
             let mut outbox = session.outbox();
             let seq = outbox.next_seq();

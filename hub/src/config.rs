@@ -171,8 +171,19 @@ impl Default for SysConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct AdminConfig {
     pub enabled: bool,
-    /// Address of the admin HTTP API (health, stats).
+    /// Address of the admin HTTP API, `/metrics` and the console.
     pub listen: SocketAddr,
+    /// Bearer token for the API and console. Empty: one is generated at
+    /// first start, written to `<data_dir>/admin.token` and logged.
+    pub token: String,
+    /// HTTP Basic user name; its password is `password`, or the token when
+    /// `password` is empty.
+    pub username: String,
+    pub password: String,
+    /// Traced messages kept (oldest evicted first).
+    pub trace_capacity: usize,
+    /// Alert rules, checked every `alert_interval_secs`.
+    pub alerts: crate::alerts::AlertConfig,
 }
 
 impl Default for AdminConfig {
@@ -180,6 +191,11 @@ impl Default for AdminConfig {
         AdminConfig {
             enabled: true,
             listen: SocketAddr::from(([0, 0, 0, 0], 8080)),
+            token: String::new(),
+            username: "admin".into(),
+            password: String::new(),
+            trace_capacity: 1000,
+            alerts: Default::default(),
         }
     }
 }
@@ -271,6 +287,9 @@ impl Config {
         }
         if self.persistence.flush_interval_ms == 0 {
             return invalid("persistence.flush_interval_ms", "must be at least 1");
+        }
+        if self.admin.trace_capacity == 0 {
+            return invalid("admin.trace_capacity", "must be at least 1");
         }
         if self.sys.enabled && self.sys.interval_secs == 0 {
             return invalid("sys.interval_secs", "must be at least 1");

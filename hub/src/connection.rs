@@ -99,6 +99,9 @@ impl<S: Transport> Connection<S> {
     pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) {
         Metrics::inc(&self.broker.metrics.connections_current);
         Metrics::inc(&self.broker.metrics.connections_total);
+        if let Some(p) = &self.peer {
+            self.broker.metrics.listener_connection(&p.listener, true);
+        }
         loop {
             // Rarely-taken, large futures are boxed so that an idle
             // connection's task stays small (see the size test below).
@@ -166,8 +169,12 @@ impl<S: Transport> Connection<S> {
             }
         }
         let broker = self.broker.clone();
+        let peer = self.peer.clone();
         Box::pin(self.finish()).await;
         Metrics::dec(&broker.metrics.connections_current);
+        if let Some(p) = &peer {
+            broker.metrics.listener_connection(&p.listener, false);
+        }
     }
 
     fn decode_input(&mut self) {
@@ -219,15 +226,23 @@ impl<S: Transport> Connection<S> {
                     let rri = c.properties.request_response_information == Some(1);
                     self.sync_barrier().await;
                     self.session.accept(assigned_id, resumed, rri);
+                    crate::admin::clients::attach_info(&session, self.peer.clone(), &c);
                     self.attached = Some(Attached { session, kicked });
                 }
                 Event::Publish(p) => {
-                    Metrics::inc(&self.broker.metrics.messages_in);
-                    let message = Arc::new(Message::from_publish(
-                        &p,
-                        self.session.client_id().clone(),
-                        Instant::now(),
-                    ));
+                    let m = &self.broker.metrics;
+                    Metrics::inc(&m.messages_in);
+                    let qi = crate::metrics::qos_index(p.qos);
+                    Metrics::inc(&m.messages_in_qos[qi]);
+                    Metrics::add(&m.payload_in_qos[qi], p.payload.len() as u64);
+                    let mut message =
+                        Message::from_publish(&p, self.session.client_id().clone(), Instant::now());
+                    if self.broker.tracer.active() {
+                        let listener = self.peer.as_ref().map(|p| p.listener.to_string());
+                        message.trace_id =
+                            crate::admin::trace::received(&self.broker, &message, listener);
+                    }
+                    let message = Arc::new(message);
                     let mut outcome = self.broker.publish(message).await;
                     if p.qos == QoS::ExactlyOnce {
                         // The packet id must outlive a crash too, or a resent
@@ -282,6 +297,11 @@ impl<S: Transport> Connection<S> {
                     }
                 }
                 Event::Acked { token, .. } => {
+                    if self.broker.tracer.active() {
+                        if let Some(a) = &self.attached {
+                            self.broker.tracer.acked(&a.session.client_id, token);
+                        }
+                    }
                     self.shared_inflight.remove(&token);
                     self.forget_stored(token).await;
                 }
@@ -361,6 +381,13 @@ impl<S: Transport> Connection<S> {
             };
             match self.session.deliver(delivery, now) {
                 Ok(pkid) => {
+                    if q.message.trace_id != 0 && pkid != 0 {
+                        self.broker.tracer.await_ack(
+                            q.message.trace_id,
+                            &a.session.client_id,
+                            q.seq,
+                        );
+                    }
                     if q.stored && pkid != 0 {
                         ops.push(Op::SetInflight(
                             a.session.client_id.clone(),
@@ -396,7 +423,18 @@ impl<S: Transport> Connection<S> {
             let result = match t {
                 Transmit::Packet(p) => codec::encode(&p, protocol, &mut self.wbuf),
                 Transmit::Deliver(out) => {
-                    Metrics::inc(&self.broker.metrics.messages_out);
+                    let m = &self.broker.metrics;
+                    Metrics::inc(&m.messages_out);
+                    let qi = crate::metrics::qos_index(out.qos);
+                    Metrics::inc(&m.messages_out_qos[qi]);
+                    Metrics::add(&m.payload_out_qos[qi], out.message.payload.len() as u64);
+                    if let Some(at) = out.message.received_at {
+                        m.publish_to_deliver
+                            .observe(now.saturating_duration_since(at));
+                    }
+                    if out.message.trace_id != 0 {
+                        crate::admin::trace::sent(&self.broker, &out, self.session.client_id());
+                    }
                     out.message
                         .encode_delivery(&out, protocol, now, &mut self.wbuf)
                 }

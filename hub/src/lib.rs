@@ -5,6 +5,7 @@
 
 pub mod admin;
 pub mod admission;
+pub mod alerts;
 pub mod broker;
 pub mod config;
 pub mod connection;
@@ -17,6 +18,7 @@ pub mod session;
 pub mod store;
 pub mod subscriptions;
 pub mod sys;
+pub mod trace;
 pub mod transport;
 
 pub use config::Config;

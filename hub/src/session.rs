@@ -34,6 +34,9 @@ pub struct SessionInner {
     pub disconnected_at: Option<Instant>,
     /// Removed from the registry; a connection holding it must start afresh.
     pub discarded: bool,
+    /// The last connection's details, for the admin API (boxed: most
+    /// sessions are idle and this is read rarely).
+    pub client_info: Option<Box<crate::admin::clients::ClientInfo>>,
 }
 
 pub struct SessionShared {
@@ -74,6 +77,7 @@ impl SessionShared {
                 generation: 0,
                 disconnected_at: Some(Instant::now()),
                 discarded: false,
+                client_info: None,
             }),
         }
     }
