@@ -4,14 +4,14 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use mqtt::{Connect, Protocol, ReasonCode};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use super::error::{ApiError, ApiResult};
+use super::error::{ApiError, ApiPath, ApiQuery, ApiResult};
 use super::AdminState;
 use crate::peer::PeerInfo;
 use crate::session::SessionShared;
@@ -161,14 +161,14 @@ fn filtered(state: &AdminState, q: &ListQuery, online_only: bool) -> Vec<Session
 
 pub async fn list_clients(
     State(state): State<AdminState>,
-    Query(q): Query<ListQuery>,
+    ApiQuery(q): ApiQuery<ListQuery>,
 ) -> ApiResult<Json<Value>> {
     page(&q, filtered(&state, &q, true))
 }
 
 pub async fn list_sessions(
     State(state): State<AdminState>,
-    Query(q): Query<ListQuery>,
+    ApiQuery(q): ApiQuery<ListQuery>,
 ) -> ApiResult<Json<Value>> {
     page(&q, filtered(&state, &q, false))
 }
@@ -196,7 +196,7 @@ fn details(s: &SessionShared) -> Value {
 
 pub async fn client(
     State(state): State<AdminState>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<Value>> {
     let s = find(&state, &id)?;
     if !s.is_online() {
@@ -209,7 +209,7 @@ pub async fn client(
 
 pub async fn session(
     State(state): State<AdminState>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<Value>> {
     let s = find(&state, &id)?;
     Ok(Json(details(&s)))
@@ -219,7 +219,7 @@ pub async fn session(
 /// session stays if it is persistent.
 pub async fn kick(
     State(state): State<AdminState>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult<StatusCode> {
     let s = find(&state, &id)?;
     let sender = s.inner().conn.as_mut().and_then(|c| c.kick.take());
@@ -242,7 +242,7 @@ pub async fn kick(
 /// Deletes an offline session with its subscriptions and queued messages.
 pub async fn discard(
     State(state): State<AdminState>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult<StatusCode> {
     let s = find(&state, &id)?;
     if s.is_online() {
@@ -268,7 +268,7 @@ pub struct SubQuery {
 
 pub async fn subscriptions(
     State(state): State<AdminState>,
-    Query(q): Query<SubQuery>,
+    ApiQuery(q): ApiQuery<SubQuery>,
 ) -> ApiResult<Json<Value>> {
     let limit = q.limit.unwrap_or(1000).min(10_000);
     let mut out = Vec::new();

@@ -2,12 +2,12 @@
 //! partition assignments, lag per partition and total backlog; and
 //! resetting a group's offsets to earliest, latest or a timestamp.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::error::{ApiError, ApiResult};
+use super::error::{ApiError, ApiJson, ApiPath, ApiResult};
 use super::queue_topics::blocking;
 use super::AdminState;
 
@@ -62,7 +62,7 @@ pub async fn list(State(state): State<AdminState>) -> ApiResult<Json<Value>> {
 
 pub async fn describe(
     State(state): State<AdminState>,
-    Path(group): Path<String>,
+    ApiPath(group): ApiPath<String>,
 ) -> ApiResult<Json<Value>> {
     let q = state.queue()?;
     let d = q.groups().describe(&group);
@@ -124,8 +124,8 @@ pub struct ResetBody {
 /// group must have no active members (as with `kafka-consumer-groups`).
 pub async fn reset(
     State(state): State<AdminState>,
-    Path(group): Path<String>,
-    Json(b): Json<ResetBody>,
+    ApiPath(group): ApiPath<String>,
+    ApiJson(b): ApiJson<ResetBody>,
 ) -> ApiResult<Json<Value>> {
     let ts = match (b.to.as_str(), b.timestamp_ms) {
         ("earliest", None) => 0,

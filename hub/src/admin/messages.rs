@@ -1,12 +1,12 @@
 //! Reading queue messages: by offset from one partition, or by key across
 //! a topic's partitions within a time window.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::error::{ApiError, ApiResult};
+use super::error::{ApiError, ApiPath, ApiQuery, ApiResult};
 use super::queue_topics::blocking;
 use super::retained::payload_json;
 use super::AdminState;
@@ -35,8 +35,8 @@ pub struct ReadQuery {
 
 pub async fn read(
     State(state): State<AdminState>,
-    Path((topic, partition)): Path<(String, i32)>,
-    Query(rq): Query<ReadQuery>,
+    ApiPath((topic, partition)): ApiPath<(String, i32)>,
+    ApiQuery(rq): ApiQuery<ReadQuery>,
 ) -> ApiResult<Json<Value>> {
     let limit = rq.limit.unwrap_or(10);
     if limit == 0 || limit > 1000 {
@@ -74,8 +74,8 @@ pub struct FindQuery {
 
 pub async fn find(
     State(state): State<AdminState>,
-    Path(topic): Path<String>,
-    Query(fq): Query<FindQuery>,
+    ApiPath(topic): ApiPath<String>,
+    ApiQuery(fq): ApiQuery<FindQuery>,
 ) -> ApiResult<Json<Value>> {
     let q = state.queue()?.clone();
     let limit = fq.limit.unwrap_or(100).clamp(1, 1000);

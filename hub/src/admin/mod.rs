@@ -109,6 +109,7 @@ pub fn router(state: AdminState) -> Router {
         .route("/console/app.js", get(console::script))
         .route("/console/style.css", get(console::style))
         .fallback(error::not_found)
+        .method_not_allowed_fallback(error::method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             auth::require,

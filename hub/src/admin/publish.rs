@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::Json;
 use base64::Engine;
 use bytes::Bytes;
@@ -15,7 +15,7 @@ use mqtt::{Properties, QoS};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::error::{ApiError, ApiResult};
+use super::error::{ApiError, ApiJson, ApiPath, ApiResult};
 use super::AdminState;
 use crate::trace::Hop;
 
@@ -57,7 +57,7 @@ pub struct MqttPublish {
 
 pub async fn mqtt(
     State(state): State<AdminState>,
-    Json(p): Json<MqttPublish>,
+    ApiJson(p): ApiJson<MqttPublish>,
 ) -> ApiResult<Json<Value>> {
     mqtt::topic::validate_topic_name(&p.topic)
         .map_err(|e| ApiError::bad_request(format!("topic {:?}: {e}", p.topic)))?;
@@ -133,8 +133,8 @@ pub fn partition_for(key: Option<&[u8]>, partitions: usize) -> i32 {
 
 pub async fn queue(
     State(state): State<AdminState>,
-    Path(topic): Path<String>,
-    Json(r): Json<QueueRecord>,
+    ApiPath(topic): ApiPath<String>,
+    ApiJson(r): ApiJson<QueueRecord>,
 ) -> ApiResult<Json<Value>> {
     let q = state.queue()?.clone();
     let t = q.topic_or_create(&topic, true).map_err(ApiError::from)?;

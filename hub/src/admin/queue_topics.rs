@@ -1,14 +1,14 @@
 //! Queue topics: list, create, delete, change retention and flush policy,
 //! and each partition's size, segments and watermarks.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 
-use super::error::{ApiError, ApiResult};
+use super::error::{ApiError, ApiJson, ApiPath, ApiResult};
 use super::AdminState;
 
 fn topic_json(t: &queue::topic::Topic, partitions: bool) -> Value {
@@ -46,7 +46,7 @@ pub async fn list(State(state): State<AdminState>) -> ApiResult<Json<Value>> {
 
 pub async fn describe(
     State(state): State<AdminState>,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
 ) -> ApiResult<Json<Value>> {
     let t = state
         .queue()?
@@ -69,7 +69,7 @@ pub struct CreateBody {
 
 pub async fn create(
     State(state): State<AdminState>,
-    Json(b): Json<CreateBody>,
+    ApiJson(b): ApiJson<CreateBody>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     let q = state.queue()?.clone();
     let configs: Vec<(String, String)> = b.config.into_iter().collect();
@@ -84,7 +84,7 @@ pub async fn create(
 
 pub async fn remove(
     State(state): State<AdminState>,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
 ) -> ApiResult<StatusCode> {
     let q = state.queue()?.clone();
     blocking(move || q.delete_topic(&name)).await?;
@@ -102,8 +102,8 @@ pub struct ConfigBody {
 
 pub async fn configure(
     State(state): State<AdminState>,
-    Path(name): Path<String>,
-    Json(b): Json<ConfigBody>,
+    ApiPath(name): ApiPath<String>,
+    ApiJson(b): ApiJson<ConfigBody>,
 ) -> ApiResult<Json<Value>> {
     if b.set.is_empty() && b.remove.is_empty() {
         return Err(ApiError::bad_request(

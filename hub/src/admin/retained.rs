@@ -1,7 +1,7 @@
 //! Retained messages: list (by filter, paged), read one topic's, delete it
 //! (from memory and the store, as an empty retained publish would).
 
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use base64::Engine;
@@ -9,7 +9,7 @@ use mqtt::message::Message;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::error::{ApiError, ApiResult};
+use super::error::{ApiError, ApiPath, ApiQuery, ApiResult};
 use super::AdminState;
 use crate::broker::{lock_read, lock_write};
 use crate::store::Op;
@@ -50,7 +50,7 @@ pub struct RetainedQuery {
 
 pub async fn list(
     State(state): State<AdminState>,
-    Query(q): Query<RetainedQuery>,
+    ApiQuery(q): ApiQuery<RetainedQuery>,
 ) -> ApiResult<Json<Value>> {
     let filter = q.filter.as_deref().unwrap_or("#");
     mqtt::topic::validate_topic_filter(filter)
@@ -76,7 +76,7 @@ pub async fn list(
 
 pub async fn read(
     State(state): State<AdminState>,
-    Path(topic): Path<String>,
+    ApiPath(topic): ApiPath<String>,
 ) -> ApiResult<Json<Value>> {
     lock_read(&state.broker.retained)
         .get(&topic)
@@ -86,7 +86,7 @@ pub async fn read(
 
 pub async fn remove(
     State(state): State<AdminState>,
-    Path(topic): Path<String>,
+    ApiPath(topic): ApiPath<String>,
 ) -> ApiResult<StatusCode> {
     let removed = lock_write(&state.broker.retained).remove(&topic);
     if !removed {

@@ -4,14 +4,14 @@
 //! an appended message) are derived from committed offsets when read.
 //! Also the hooks the connection calls for traced messages.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use mqtt::message::{Message, OutPublish};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::error::{ApiError, ApiResult};
+use super::error::{ApiError, ApiJson, ApiPath, ApiQuery, ApiResult};
 use super::AdminState;
 use crate::broker::Broker;
 use crate::trace::{Hop, TraceMatch, TraceRecord};
@@ -69,7 +69,7 @@ pub async fn rules(State(state): State<AdminState>) -> Json<Value> {
 
 pub async fn add_rule(
     State(state): State<AdminState>,
-    Json(b): Json<RuleBody>,
+    ApiJson(b): ApiJson<RuleBody>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     let m = match (b.client_id, b.topic, b.message_id) {
         (Some(c), None, None) if !c.is_empty() => TraceMatch::ClientId(c),
@@ -95,7 +95,7 @@ pub async fn add_rule(
 
 pub async fn remove_rule(
     State(state): State<AdminState>,
-    Path(id): Path<u64>,
+    ApiPath(id): ApiPath<u64>,
 ) -> ApiResult<StatusCode> {
     if state.broker.tracer.remove_rule(id) {
         Ok(StatusCode::NO_CONTENT)
@@ -111,7 +111,10 @@ pub struct ListQuery {
     pub limit: Option<usize>,
 }
 
-pub async fn list(State(state): State<AdminState>, Query(q): Query<ListQuery>) -> Json<Value> {
+pub async fn list(
+    State(state): State<AdminState>,
+    ApiQuery(q): ApiQuery<ListQuery>,
+) -> Json<Value> {
     let limit = q.limit.unwrap_or(100).min(1000);
     let data: Vec<Value> = state
         .broker
@@ -123,7 +126,10 @@ pub async fn list(State(state): State<AdminState>, Query(q): Query<ListQuery>) -
     Json(json!({ "data": data }))
 }
 
-pub async fn get(State(state): State<AdminState>, Path(id): Path<u64>) -> ApiResult<Json<Value>> {
+pub async fn get(
+    State(state): State<AdminState>,
+    ApiPath(id): ApiPath<u64>,
+) -> ApiResult<Json<Value>> {
     let r =
         state.broker.tracer.get(id).ok_or_else(|| {
             ApiError::not_found(format!("no trace {id} (never traced, or evicted)"))
