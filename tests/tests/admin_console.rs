@@ -25,12 +25,24 @@ async fn console_shows_live_connections_and_a_message_trace() {
     require_tool("python3", &["-c", "import selenium"]);
     let hub = TestHub::start().await;
     let admin = Admin::of(&hub);
-    admin.call("POST", "/api/v1/trace/rules", Some(json!({"topic": "factory/#"}))).await;
+    admin
+        .call(
+            "POST",
+            "/api/v1/trace/rules",
+            Some(json!({"topic": "factory/#"})),
+        )
+        .await;
     let mut sub = RawClient::v5(hub.addr, "line-monitor").await;
     sub.sub(1, "factory/#", QoS::AtLeastOnce).await;
     let mut dev = RawClient::v5(hub.addr, "press-3").await;
     let _idle = RawClient::v311(hub.addr, "idle-gauge").await;
-    dev.publish_acked(publish("factory/press-3/pressure", QoS::AtLeastOnce, 1, "4.2bar")).await;
+    dev.publish_acked(publish(
+        "factory/press-3/pressure",
+        QoS::AtLeastOnce,
+        1,
+        "4.2bar",
+    ))
+    .await;
     sub.recv_publish_ack().await;
     sub.send(Packet::PingReq).await;
     assert!(matches!(sub.recv().await, Packet::PingResp));

@@ -11,7 +11,13 @@ use tests::*;
 async fn queue_topics_messages_and_groups() {
     let hub = TestHub::start().await;
     let admin = Admin::of(&hub);
-    let q = hub.handle.as_ref().unwrap().queue.clone().expect("embedded queue");
+    let q = hub
+        .handle
+        .as_ref()
+        .unwrap()
+        .queue
+        .clone()
+        .expect("embedded queue");
 
     let (s, t) = admin
         .call(
@@ -23,11 +29,23 @@ async fn queue_topics_messages_and_groups() {
     assert_eq!(s, 201, "{t}");
     assert_eq!(t["partition_list"].as_array().unwrap().len(), 2);
     assert_eq!(
-        admin.expect_error("POST", "/api/v1/queue/topics", Some(json!({"name": "orders"})), 409).await,
+        admin
+            .expect_error(
+                "POST",
+                "/api/v1/queue/topics",
+                Some(json!({"name": "orders"})),
+                409
+            )
+            .await,
         "topic_exists"
     );
     admin
-        .expect_error("POST", "/api/v1/queue/topics", Some(json!({"name": "bad name!"})), 400)
+        .expect_error(
+            "POST",
+            "/api/v1/queue/topics",
+            Some(json!({"name": "bad name!"})),
+            400,
+        )
         .await;
     admin
         .expect_error(
@@ -45,11 +63,16 @@ async fn queue_topics_messages_and_groups() {
             .call(
                 "POST",
                 "/api/v1/queue/topics/orders/messages",
-                Some(json!({"key": "k1", "value": format!("order-{i}"), "headers": {"src": "api"}})),
+                Some(
+                    json!({"key": "k1", "value": format!("order-{i}"), "headers": {"src": "api"}}),
+                ),
             )
             .await;
         assert_eq!(s, 200, "{r}");
-        placed.push((r["partition"].as_i64().unwrap(), r["offset"].as_i64().unwrap()));
+        placed.push((
+            r["partition"].as_i64().unwrap(),
+            r["offset"].as_i64().unwrap(),
+        ));
     }
     let p = placed[0].0;
     assert!(placed.iter().all(|(pp, _)| *pp == p), "{placed:?}");
@@ -73,31 +96,58 @@ async fn queue_topics_messages_and_groups() {
     let d = admin.get("/api/v1/queue/topics/orders").await;
     assert_eq!(d["messages"], 5);
     let part = &d["partition_list"][p as usize];
-    assert_eq!((part["log_start_offset"].as_i64(), part["high_watermark"].as_i64()), (Some(0), Some(4)));
+    assert_eq!(
+        (
+            part["log_start_offset"].as_i64(),
+            part["high_watermark"].as_i64()
+        ),
+        (Some(0), Some(4))
+    );
     assert!(part["size_bytes"].as_u64().unwrap() > 0);
     let list = admin.get("/api/v1/queue/topics").await;
     assert_eq!(list["data"][0]["name"], "orders");
 
     // Read by offset, find by key.
     let r = admin
-        .get(&format!("/api/v1/queue/topics/orders/partitions/{p}/messages?offset=2&limit=1"))
+        .get(&format!(
+            "/api/v1/queue/topics/orders/partitions/{p}/messages?offset=2&limit=1"
+        ))
         .await;
     assert_eq!(r["data"].as_array().unwrap().len(), 1);
     assert_eq!(r["data"][0]["offset"], 2);
     assert_eq!(r["data"][0]["value"], "order-2");
     assert_eq!(r["data"][0]["headers"][0]["key"], "src");
     admin
-        .expect_error("GET", &format!("/api/v1/queue/topics/orders/partitions/{p}/messages?offset=99"), None, 400)
+        .expect_error(
+            "GET",
+            &format!("/api/v1/queue/topics/orders/partitions/{p}/messages?offset=99"),
+            None,
+            400,
+        )
         .await;
     admin
-        .expect_error("GET", "/api/v1/queue/topics/orders/partitions/9/messages?offset=0", None, 404)
+        .expect_error(
+            "GET",
+            "/api/v1/queue/topics/orders/partitions/9/messages?offset=0",
+            None,
+            404,
+        )
         .await;
     admin
-        .expect_error("GET", "/api/v1/queue/topics/orders/partitions/0/messages", None, 400)
+        .expect_error(
+            "GET",
+            "/api/v1/queue/topics/orders/partitions/0/messages",
+            None,
+            400,
+        )
         .await;
-    let found = admin.get("/api/v1/queue/topics/orders/messages?key=k1").await;
+    let found = admin
+        .get("/api/v1/queue/topics/orders/messages?key=k1")
+        .await;
     assert_eq!(found["data"].as_array().unwrap().len(), 4);
-    let none = admin.get("/api/v1/queue/topics/orders/messages?key=zzz").await;
+    let none = admin
+        .get("/api/v1/queue/topics/orders/messages?key=zzz")
+        .await;
     assert!(none["data"].as_array().unwrap().is_empty());
 
     // Configure retention and flush policy.
@@ -110,18 +160,39 @@ async fn queue_topics_messages_and_groups() {
         .await;
     assert_eq!(s, 200, "{c}");
     let cfg = |c: &serde_json::Value, k: &str| {
-        c["config"].as_array().unwrap().iter().find(|e| e["key"] == k).unwrap()["value"].clone()
+        c["config"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["key"] == k)
+            .unwrap()["value"]
+            .clone()
     };
     assert_eq!(cfg(&c, "retention.ms"), "60000");
     assert_eq!(cfg(&c, "flush.policy"), "sync");
     admin
-        .expect_error("PATCH", "/api/v1/queue/topics/orders/config", Some(json!({"set": {"flush.policy": "never"}})), 400)
+        .expect_error(
+            "PATCH",
+            "/api/v1/queue/topics/orders/config",
+            Some(json!({"set": {"flush.policy": "never"}})),
+            400,
+        )
         .await;
     admin
-        .expect_error("PATCH", "/api/v1/queue/topics/orders/config", Some(json!({})), 400)
+        .expect_error(
+            "PATCH",
+            "/api/v1/queue/topics/orders/config",
+            Some(json!({})),
+            400,
+        )
         .await;
     admin
-        .expect_error("PATCH", "/api/v1/queue/topics/nope/config", Some(json!({"remove": ["retention.ms"]})), 404)
+        .expect_error(
+            "PATCH",
+            "/api/v1/queue/topics/nope/config",
+            Some(json!({"remove": ["retention.ms"]})),
+            404,
+        )
         .await;
 
     // A group that consumed two messages of partition p lags by 2 there.
@@ -130,7 +201,12 @@ async fn queue_topics_messages_and_groups() {
         &[(
             "orders".into(),
             p as i32,
-            queue::CommittedOffset { offset: 2, leader_epoch: -1, metadata: None, commit_ms: 1 },
+            queue::CommittedOffset {
+                offset: 2,
+                leader_epoch: -1,
+                metadata: None,
+                commit_ms: 1,
+            },
         )],
     )
     .unwrap();
@@ -141,34 +217,57 @@ async fn queue_topics_messages_and_groups() {
     assert_eq!(g["partitions"][0]["committed"], 2);
     assert_eq!(g["partitions"][0]["lag"], 2);
     assert_eq!(g["total_lag"], 2);
-    admin.expect_error("GET", "/api/v1/queue/groups/ghost", None, 404).await;
+    admin
+        .expect_error("GET", "/api/v1/queue/groups/ghost", None, 404)
+        .await;
 
     // Reset offsets: latest (no lag), earliest (everything), by timestamp.
     for (body, expect_lag) in [
         (json!({"topic": "orders", "to": "latest"}), 0),
         (json!({"topic": "orders", "to": "earliest"}), 5),
-        (json!({"topic": "orders", "to": "timestamp", "timestamp_ms": 0}), 5),
+        (
+            json!({"topic": "orders", "to": "timestamp", "timestamp_ms": 0}),
+            5,
+        ),
     ] {
-        let (s, r) = admin.call("POST", "/api/v1/queue/groups/billing/reset", Some(body)).await;
+        let (s, r) = admin
+            .call("POST", "/api/v1/queue/groups/billing/reset", Some(body))
+            .await;
         assert_eq!(s, 200, "{r}");
-        assert_eq!(admin.get("/api/v1/queue/groups/billing").await["total_lag"], expect_lag);
+        assert_eq!(
+            admin.get("/api/v1/queue/groups/billing").await["total_lag"],
+            expect_lag
+        );
     }
     for bad in [
         json!({"topic": "orders", "to": "yesterday"}),
         json!({"topic": "orders", "to": "timestamp"}),
         json!({"topic": "orders", "to": "latest", "timestamp_ms": 5}),
     ] {
-        admin.expect_error("POST", "/api/v1/queue/groups/billing/reset", Some(bad), 400).await;
+        admin
+            .expect_error("POST", "/api/v1/queue/groups/billing/reset", Some(bad), 400)
+            .await;
     }
     admin
-        .expect_error("POST", "/api/v1/queue/groups/billing/reset", Some(json!({"topic": "nope", "to": "latest"})), 404)
+        .expect_error(
+            "POST",
+            "/api/v1/queue/groups/billing/reset",
+            Some(json!({"topic": "nope", "to": "latest"})),
+            404,
+        )
         .await;
 
     // Delete.
-    let (s, _) = admin.call("DELETE", "/api/v1/queue/topics/orders", None).await;
+    let (s, _) = admin
+        .call("DELETE", "/api/v1/queue/topics/orders", None)
+        .await;
     assert_eq!(s, 204);
-    admin.expect_error("GET", "/api/v1/queue/topics/orders", None, 404).await;
-    admin.expect_error("DELETE", "/api/v1/queue/topics/orders", None, 404).await;
+    admin
+        .expect_error("GET", "/api/v1/queue/topics/orders", None, 404)
+        .await;
+    admin
+        .expect_error("DELETE", "/api/v1/queue/topics/orders", None, 404)
+        .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -176,6 +275,9 @@ async fn queue_endpoints_say_when_the_queue_is_off() {
     let hub = TestHub::start_with(|c| c.queue.enabled = false).await;
     let admin = Admin::of(&hub);
     for path in ["/api/v1/queue/topics", "/api/v1/queue/groups"] {
-        assert_eq!(admin.expect_error("GET", path, None, 409).await, "queue_disabled");
+        assert_eq!(
+            admin.expect_error("GET", path, None, 409).await,
+            "queue_disabled"
+        );
     }
 }

@@ -27,7 +27,10 @@ fn assert_timestamps_ordered(trace: &Value) {
         .iter()
         .map(|h| h["at_ms"].as_u64().unwrap())
         .collect();
-    assert!(at.iter().all(|t| *t > 1_600_000_000_000), "wall-clock ms: {at:?}");
+    assert!(
+        at.iter().all(|t| *t > 1_600_000_000_000),
+        "wall-clock ms: {at:?}"
+    );
     assert!(at.windows(2).all(|w| w[0] <= w[1]), "in time order: {at:?}");
 }
 
@@ -38,25 +41,49 @@ async fn traced_message_path_from_device_to_subscriber_and_queue_consumer() {
     let admin = Admin::of(&hub);
     assert_eq!(admin.get("/api/v1/stats").await["tracing"], false);
 
-    for bad in [json!({}), json!({"topic": "a", "client_id": "b"}), json!({"topic": "a/#/b"}), json!({"client_id": ""})] {
-        admin.expect_error("POST", "/api/v1/trace/rules", Some(bad), 400).await;
+    for bad in [
+        json!({}),
+        json!({"topic": "a", "client_id": "b"}),
+        json!({"topic": "a/#/b"}),
+        json!({"client_id": ""}),
+    ] {
+        admin
+            .expect_error("POST", "/api/v1/trace/rules", Some(bad), 400)
+            .await;
     }
-    let (s, rule) = admin.call("POST", "/api/v1/trace/rules", Some(json!({"topic": "plant/#"}))).await;
+    let (s, rule) = admin
+        .call(
+            "POST",
+            "/api/v1/trace/rules",
+            Some(json!({"topic": "plant/#"})),
+        )
+        .await;
     assert_eq!(s, 201);
-    assert_eq!(admin.get("/api/v1/trace/rules").await["data"][0]["topic"], "plant/#");
+    assert_eq!(
+        admin.get("/api/v1/trace/rules").await["data"][0]["topic"],
+        "plant/#"
+    );
 
     let mut sub = RawClient::v5(hub.addr, "scada").await;
     sub.sub(1, "plant/+/temp", QoS::AtLeastOnce).await;
     let mut device = RawClient::v5(hub.addr, "sensor-7").await;
-    device.publish_acked(publish("plant/line1/temp", QoS::AtLeastOnce, 1, "71.5")).await;
-    device.publish_acked(publish("other/line1/temp", QoS::AtLeastOnce, 2, "x")).await;
+    device
+        .publish_acked(publish("plant/line1/temp", QoS::AtLeastOnce, 1, "71.5"))
+        .await;
+    device
+        .publish_acked(publish("other/line1/temp", QoS::AtLeastOnce, 2, "x"))
+        .await;
     sub.recv_publish_ack().await;
     // The hub has our PUBACK once it answers a later PINGREQ.
     sub.send(Packet::PingReq).await;
     assert!(matches!(sub.recv().await, Packet::PingResp));
 
     let list = admin.get("/api/v1/traces").await;
-    assert_eq!(list["data"].as_array().unwrap().len(), 1, "only the matching topic: {list}");
+    assert_eq!(
+        list["data"].as_array().unwrap().len(),
+        1,
+        "only the matching topic: {list}"
+    );
     let id = list["data"][0]["trace_id"].as_u64().unwrap();
     let t = admin.get(&format!("/api/v1/traces/{id}")).await;
     assert_eq!(kinds(&t), ["received", "queued", "sent", "acked"], "{t}");
@@ -70,7 +97,13 @@ async fn traced_message_path_from_device_to_subscriber_and_queue_consumer() {
     assert_timestamps_ordered(&t);
 
     // Message id: an HTTP message to a queue topic, consumed by a Kafka group.
-    admin.call("POST", "/api/v1/trace/rules", Some(json!({"message_id": "order-77"}))).await;
+    admin
+        .call(
+            "POST",
+            "/api/v1/trace/rules",
+            Some(json!({"message_id": "order-77"})),
+        )
+        .await;
     let (s, r) = admin
         .call(
             "POST",
@@ -93,7 +126,11 @@ async fn traced_message_path_from_device_to_subscriber_and_queue_consumer() {
     .await
     .expect("consumer finished in time")
     .expect("python3 runs");
-    assert!(out.status.success(), "consumer: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "consumer: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let by_id = admin.get("/api/v1/traces?message_id=order-77").await;
     assert_eq!(by_id["data"][0]["trace_id"], qid);
     let t = admin.get(&format!("/api/v1/traces/{qid}")).await;
@@ -105,28 +142,61 @@ async fn traced_message_path_from_device_to_subscriber_and_queue_consumer() {
 
     // Switching off.
     let rid = rule["id"].as_u64().unwrap();
-    let (s, _) = admin.call("DELETE", &format!("/api/v1/trace/rules/{rid}"), None).await;
+    let (s, _) = admin
+        .call("DELETE", &format!("/api/v1/trace/rules/{rid}"), None)
+        .await;
     assert_eq!(s, 204);
-    admin.expect_error("DELETE", &format!("/api/v1/trace/rules/{rid}"), None, 404).await;
-    admin.expect_error("GET", "/api/v1/traces/999999", None, 404).await;
-    admin.expect_error("GET", "/api/v1/traces/abc", None, 400).await;
+    admin
+        .expect_error("DELETE", &format!("/api/v1/trace/rules/{rid}"), None, 404)
+        .await;
+    admin
+        .expect_error("GET", "/api/v1/traces/999999", None, 404)
+        .await;
+    admin
+        .expect_error("GET", "/api/v1/traces/abc", None, 400)
+        .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn trace_by_client_id_and_v5_message_id_property() {
     let hub = TestHub::start().await;
     let admin = Admin::of(&hub);
-    admin.call("POST", "/api/v1/trace/rules", Some(json!({"client_id": "dev-1"}))).await;
-    admin.call("POST", "/api/v1/trace/rules", Some(json!({"message_id": "m-42"}))).await;
+    admin
+        .call(
+            "POST",
+            "/api/v1/trace/rules",
+            Some(json!({"client_id": "dev-1"})),
+        )
+        .await;
+    admin
+        .call(
+            "POST",
+            "/api/v1/trace/rules",
+            Some(json!({"message_id": "m-42"})),
+        )
+        .await;
     let mut d1 = RawClient::v5(hub.addr, "dev-1").await;
     let mut d2 = RawClient::v5(hub.addr, "dev-2").await;
-    d1.publish_acked(publish("x/1", QoS::AtLeastOnce, 1, "a")).await;
-    d2.publish_acked(publish("x/2", QoS::AtLeastOnce, 1, "b")).await;
+    d1.publish_acked(publish("x/1", QoS::AtLeastOnce, 1, "a"))
+        .await;
+    d2.publish_acked(publish("x/2", QoS::AtLeastOnce, 1, "b"))
+        .await;
     let mut p = publish("x/3", QoS::AtLeastOnce, 2, "c");
-    p.properties.user_properties.push(("message-id".into(), "m-42".into()));
+    p.properties
+        .user_properties
+        .push(("message-id".into(), "m-42".into()));
     d2.publish_acked(p).await;
     let list = admin.get("/api/v1/traces").await;
-    let topics: Vec<&str> = list["data"].as_array().unwrap().iter().map(|t| t["topic"].as_str().unwrap()).collect();
-    assert_eq!(topics, ["x/3", "x/1"], "newest first; dev-2's untagged message not traced");
+    let topics: Vec<&str> = list["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["topic"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        topics,
+        ["x/3", "x/1"],
+        "newest first; dev-2's untagged message not traced"
+    );
     assert_eq!(list["data"][0]["message_id"], "m-42");
 }
