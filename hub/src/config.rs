@@ -182,7 +182,11 @@ pub struct AdminConfig {
     pub password: String,
     /// Traced messages kept (oldest evicted first).
     pub trace_capacity: usize,
-    /// Alert rules, checked every `alert_interval_secs`.
+    /// HTTP consumers: deliveries of a message before it goes to the
+    /// dead-letter topic `<topic><dead_letter_suffix>`.
+    pub http_max_deliveries: u32,
+    pub dead_letter_suffix: String,
+    /// Alert rules (`[admin.alerts]`).
     pub alerts: crate::alerts::AlertConfig,
 }
 
@@ -195,6 +199,8 @@ impl Default for AdminConfig {
             username: "admin".into(),
             password: String::new(),
             trace_capacity: 1000,
+            http_max_deliveries: 5,
+            dead_letter_suffix: ".dlq".into(),
             alerts: Default::default(),
         }
     }
@@ -287,6 +293,12 @@ impl Config {
         }
         if self.persistence.flush_interval_ms == 0 {
             return invalid("persistence.flush_interval_ms", "must be at least 1");
+        }
+        if self.admin.http_max_deliveries == 0 {
+            return invalid("admin.http_max_deliveries", "must be at least 1");
+        }
+        if self.admin.dead_letter_suffix.is_empty() {
+            return invalid("admin.dead_letter_suffix", "must not be empty");
         }
         if self.admin.trace_capacity == 0 {
             return invalid("admin.trace_capacity", "must be at least 1");

@@ -9,6 +9,7 @@ pub mod alerts;
 pub mod broker;
 pub mod config;
 pub mod connection;
+pub mod httpq;
 pub mod metrics;
 pub mod outbox;
 pub mod peer;

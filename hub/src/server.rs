@@ -93,6 +93,7 @@ pub async fn start(config: Config) -> anyhow::Result<HubHandle> {
             broker: broker.clone(),
             queue: queue.clone(),
             credentials: Arc::new(credentials),
+            consumers: Default::default(),
         };
         match crate::admin::serve(state, broker.config.admin.listen, shutdown_rx).await {
             Ok(addr) => {

@@ -244,6 +244,11 @@ impl Broker {
         Ok(())
     }
 
+    /// Woken on every append: in-process long polls wait on it.
+    pub fn data_arrived(&self) -> &Notify {
+        &self.inner.data_arrived
+    }
+
     /// Append and fetch counters since start.
     pub fn counters(&self) -> &Counters {
         &self.inner.counters

@@ -67,7 +67,20 @@ pub async fn describe(
     let q = state.queue()?;
     let d = q.groups().describe(&group);
     let lag = q.group_lag(&group)?;
-    if d.members.is_empty() && lag.is_empty() && !q.group_names()?.contains(&group) {
+    let http_members: Vec<Value> = crate::session::lock(&state.consumers)
+        .iter()
+        .filter(|((g, _), _)| *g == group)
+        .flat_map(|((_, topic), e)| {
+            e.members.iter().map(move |(m, at)| {
+                json!({"member": m, "topic": topic, "last_poll_ms": at, "group_in_flight": e.group.in_flight()})
+            })
+        })
+        .collect();
+    if d.members.is_empty()
+        && lag.is_empty()
+        && http_members.is_empty()
+        && !q.group_names()?.contains(&group)
+    {
         return Err(ApiError::not_found(format!("no consumer group {group:?}")));
     }
     let members: Vec<Value> = d
@@ -105,6 +118,7 @@ pub async fn describe(
         "protocol_type": d.protocol_type,
         "protocol": d.protocol,
         "members": members,
+        "http_members": http_members,
         "partitions": partitions,
         "total_lag": lag.iter().map(|l| l.lag).sum::<i64>(),
     })))

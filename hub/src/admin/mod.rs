@@ -19,6 +19,7 @@ pub mod auth;
 pub mod client;
 pub mod clients;
 pub mod console;
+pub mod consume;
 pub mod error;
 pub mod groups;
 pub mod messages;
@@ -38,6 +39,8 @@ pub struct AdminState {
     /// The embedded queue, when enabled.
     pub queue: Option<queue::Broker>,
     pub credentials: Arc<auth::Credentials>,
+    /// HTTP consumer groups, by (group, topic).
+    pub consumers: consume::Consumers,
 }
 
 impl AdminState {
@@ -94,6 +97,18 @@ pub fn router(state: AdminState) -> Router {
         .route("/api/v1/queue/groups", get(groups::list))
         .route("/api/v1/queue/groups/{group}", get(groups::describe))
         .route("/api/v1/queue/groups/{group}/reset", post(groups::reset))
+        .route(
+            "/api/v1/queue/groups/{group}/topics/{topic}/poll",
+            post(consume::poll),
+        )
+        .route(
+            "/api/v1/queue/groups/{group}/topics/{topic}/ack",
+            post(consume::ack),
+        )
+        .route(
+            "/api/v1/queue/groups/{group}/topics/{topic}/nack",
+            post(consume::nack),
+        )
         .route(
             "/api/v1/trace/rules",
             get(trace::rules).post(trace::add_rule),
