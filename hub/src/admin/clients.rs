@@ -148,13 +148,13 @@ fn filtered(state: &AdminState, q: &ListQuery, online_only: bool) -> Vec<Session
     all_sessions(state)
         .into_iter()
         .filter(|s| !online_only || s.is_online())
-        .filter(|s| q.online.is_none_or(|o| s.is_online() == o))
-        .filter(|s| q.like.as_deref().is_none_or(|l| s.client_id.contains(l)))
+        .filter(|s| q.online.map_or(true, |o| s.is_online() == o))
+        .filter(|s| q.like.as_deref().map_or(true, |l| s.client_id.contains(l)))
         .map(|s| view(&s))
         .filter(|v| {
             q.listener
                 .as_deref()
-                .is_none_or(|l| v.listener.as_deref() == Some(l))
+                .map_or(true, |l| v.listener.as_deref() == Some(l))
         })
         .collect()
 }

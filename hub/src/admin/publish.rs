@@ -76,8 +76,10 @@ pub async fn mqtt(
             format!("payload of {} bytes exceeds {max}", payload.len()),
         ));
     }
-    let mut props = Properties::default();
-    props.user_properties = p.user_properties.into_iter().collect();
+    let mut props = Properties {
+        user_properties: p.user_properties.into_iter().collect(),
+        ..Properties::default()
+    };
     if let Some(id) = &p.message_id {
         props
             .user_properties
