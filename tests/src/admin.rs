@@ -93,3 +93,24 @@ impl Admin {
         code
     }
 }
+
+impl Admin {
+    /// POST that must succeed (2xx); returns the body.
+    pub async fn post(&self, path: &str, body: Value) -> Value {
+        let (status, resp) = self.call("POST", path, Some(body)).await;
+        assert!((200..300).contains(&status), "POST {path}: {status} {resp}");
+        resp
+    }
+}
+
+/// Commits `offset` for `group` on one partition, as a consumer would.
+pub fn commit(q: &queue::Broker, group: &str, topic: &str, partition: i32, offset: i64) {
+    let c = queue::CommittedOffset {
+        offset,
+        leader_epoch: -1,
+        metadata: None,
+        commit_ms: 1,
+    };
+    q.commit_offsets(group, &[(topic.to_string(), partition, c)])
+        .expect("commit offsets");
+}

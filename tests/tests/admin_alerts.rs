@@ -69,30 +69,14 @@ async fn group_lag_alert_is_raised_and_cleared_everywhere() {
 
     for i in 0..3 {
         admin
-            .call(
-                "POST",
+            .post(
                 "/api/v1/queue/topics/events/messages",
-                Some(json!({"value": format!("e{i}")})),
+                json!({"value": format!("e{i}")}),
             )
             .await;
     }
     let q = hub.handle.as_ref().unwrap().queue.clone().unwrap();
-    let commit = |offset| {
-        q.commit_offsets(
-            "slow",
-            &[(
-                "events".into(),
-                0,
-                queue::CommittedOffset {
-                    offset,
-                    leader_epoch: -1,
-                    metadata: None,
-                    commit_ms: 1,
-                },
-            )],
-        )
-        .unwrap()
-    };
+    let commit = |offset| tests::admin::commit(&q, "slow", "events", 0, offset);
     commit(0); // lag 3 > 1
 
     let p = watcher.recv_publish().await;

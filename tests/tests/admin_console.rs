@@ -26,11 +26,7 @@ async fn console_shows_live_connections_and_a_message_trace() {
     let hub = TestHub::start().await;
     let admin = Admin::of(&hub);
     admin
-        .call(
-            "POST",
-            "/api/v1/trace/rules",
-            Some(json!({"topic": "factory/#"})),
-        )
+        .post("/api/v1/trace/rules", json!({"topic": "factory/#"}))
         .await;
     let mut sub = RawClient::v5(hub.addr, "line-monitor").await;
     sub.sub(1, "factory/#", QoS::AtLeastOnce).await;

@@ -58,10 +58,9 @@ async fn two_http_consumers_share_a_topic() {
     let hub = TestHub::start().await;
     let admin = Admin::of(&hub);
     admin
-        .call(
-            "POST",
+        .post(
             "/api/v1/queue/topics",
-            Some(json!({"name": "tasks", "partitions": 2})),
+            json!({"name": "tasks", "partitions": 2}),
         )
         .await;
     for i in 0..20 {
@@ -112,10 +111,9 @@ async fn long_poll_wakes_on_new_messages_and_unacked_batches_come_back() {
     let hub = TestHub::start().await;
     let admin = Admin::of(&hub);
     admin
-        .call(
-            "POST",
+        .post(
             "/api/v1/queue/topics",
-            Some(json!({"name": "jobs", "partitions": 1})),
+            json!({"name": "jobs", "partitions": 1}),
         )
         .await;
     // A long poll waiting before anything is there gets the message when it arrives.
@@ -185,10 +183,9 @@ async fn a_message_failing_max_deliveries_goes_to_the_dead_letter_topic() {
     let hub = TestHub::start_with(|c| c.admin.http_max_deliveries = 3).await;
     let admin = Admin::of(&hub);
     admin
-        .call(
-            "POST",
+        .post(
             "/api/v1/queue/topics",
-            Some(json!({"name": "payments", "partitions": 1})),
+            json!({"name": "payments", "partitions": 1}),
         )
         .await;
     send(&admin, "payments", "poison").await;

@@ -70,10 +70,9 @@ async fn metrics_parse_and_move_as_messages_flow() {
     publ.publish_acked(publish("nobody/home", mqtt::QoS::AtLeastOnce, 9, "x"))
         .await;
     admin
-        .call(
-            "POST",
+        .post(
             "/api/v1/queue/topics/metered/messages",
-            Some(json!({"value": "v"})),
+            json!({"value": "v"}),
         )
         .await;
 
@@ -113,20 +112,7 @@ async fn metrics_parse_and_move_as_messages_flow() {
 
     // Group lag shows per partition once a group has committed.
     let q = hub.handle.as_ref().unwrap().queue.clone().unwrap();
-    q.commit_offsets(
-        "lagging",
-        &[(
-            "metered".into(),
-            0,
-            queue::CommittedOffset {
-                offset: 0,
-                leader_epoch: -1,
-                metadata: None,
-                commit_ms: 1,
-            },
-        )],
-    )
-    .unwrap();
+    tests::admin::commit(&q, "lagging", "metered", 0, 0);
     let lag = scrape(&admin).await;
     assert_eq!(
         sample(

@@ -78,10 +78,9 @@ async fn queue_topics_messages_and_groups() {
     assert!(placed.iter().all(|(pp, _)| *pp == p), "{placed:?}");
     assert_eq!(placed.iter().map(|x| x.1).collect::<Vec<_>>(), [0, 1, 2, 3]);
     admin
-        .call(
-            "POST",
+        .post(
             "/api/v1/queue/topics/orders/messages",
-            Some(json!({"key": "other", "value": "x", "partition": 1 - p})),
+            json!({"key": "other", "value": "x", "partition": 1 - p}),
         )
         .await;
     admin
@@ -196,20 +195,7 @@ async fn queue_topics_messages_and_groups() {
         .await;
 
     // A group that consumed two messages of partition p lags by 2 there.
-    q.commit_offsets(
-        "billing",
-        &[(
-            "orders".into(),
-            p as i32,
-            queue::CommittedOffset {
-                offset: 2,
-                leader_epoch: -1,
-                metadata: None,
-                commit_ms: 1,
-            },
-        )],
-    )
-    .unwrap();
+    tests::admin::commit(&q, "billing", "orders", p as i32, 2);
     let groups = admin.get("/api/v1/queue/groups").await;
     assert_eq!(groups["data"][0]["group"], "billing");
     assert_eq!(groups["data"][0]["total_lag"], 2);

@@ -98,11 +98,7 @@ async fn traced_message_path_from_device_to_subscriber_and_queue_consumer() {
 
     // Message id: an HTTP message to a queue topic, consumed by a Kafka group.
     admin
-        .call(
-            "POST",
-            "/api/v1/trace/rules",
-            Some(json!({"message_id": "order-77"})),
-        )
+        .post("/api/v1/trace/rules", json!({"message_id": "order-77"}))
         .await;
     let (s, r) = admin
         .call(
@@ -162,18 +158,10 @@ async fn trace_by_client_id_and_v5_message_id_property() {
     let hub = TestHub::start().await;
     let admin = Admin::of(&hub);
     admin
-        .call(
-            "POST",
-            "/api/v1/trace/rules",
-            Some(json!({"client_id": "dev-1"})),
-        )
+        .post("/api/v1/trace/rules", json!({"client_id": "dev-1"}))
         .await;
     admin
-        .call(
-            "POST",
-            "/api/v1/trace/rules",
-            Some(json!({"message_id": "m-42"})),
-        )
+        .post("/api/v1/trace/rules", json!({"message_id": "m-42"}))
         .await;
     let mut d1 = RawClient::v5(hub.addr, "dev-1").await;
     let mut d2 = RawClient::v5(hub.addr, "dev-2").await;
