@@ -186,6 +186,9 @@ pub struct AdminConfig {
     /// dead-letter topic `<topic><dead_letter_suffix>`.
     pub http_max_deliveries: u32,
     pub dead_letter_suffix: String,
+    /// Retry ladder: delay in ms before a nacked message is offered again,
+    /// by delivery count; the last step repeats.
+    pub http_retry_delays_ms: Vec<u64>,
     /// Alert rules (`[admin.alerts]`).
     pub alerts: crate::alerts::AlertConfig,
 }
@@ -201,6 +204,7 @@ impl Default for AdminConfig {
             trace_capacity: 1000,
             http_max_deliveries: 5,
             dead_letter_suffix: ".dlq".into(),
+            http_retry_delays_ms: vec![1000, 5000, 10_000, 30_000, 60_000],
             alerts: Default::default(),
         }
     }

@@ -2,9 +2,10 @@
 //! poll hands out, which batches are in flight until when, what an ack
 //! commits, and what is redelivered or dead-lettered. Members of one group
 //! share one cursor, so each message goes to one member at a time. A batch
-//! not acknowledged within its visibility timeout, or negatively
-//! acknowledged, is delivered again; a message delivered `max_deliveries`
-//! times without an ack goes to the dead-letter topic instead.
+//! not acknowledged within its visibility timeout is delivered again at
+//! once; a negatively acknowledged one after the next step of the retry
+//! ladder (RocketMQ-style growing delays); a message delivered
+//! `max_deliveries` times without an ack goes to the dead-letter topic.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 
@@ -27,6 +28,15 @@ struct InFlight {
     delivery: u32,
 }
 
+/// A message waiting to be delivered again.
+#[derive(Debug, Clone, Copy)]
+struct Retry {
+    partition: i32,
+    offset: i64,
+    delivered: u32,
+    ready_ms: u64,
+}
+
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum AckError {
     #[error("batch {0} is unknown, already acknowledged, or expired and redelivered")]
@@ -36,13 +46,16 @@ pub enum AckError {
 #[derive(Debug)]
 pub struct HttpGroup {
     pub max_deliveries: u32,
+    /// Delay before a nacked message is offered again, by delivery count
+    /// (the last step repeats; empty: at once).
+    retry_delays_ms: Vec<u64>,
     /// Next offset never handed out, per partition.
     next: Vec<i64>,
     /// First offset not yet done, per partition (what is committed).
     committed: Vec<i64>,
     in_flight: BTreeMap<(i32, i64), InFlight>,
-    /// Offsets to hand out again, oldest first, with their delivery count so far.
-    retry: VecDeque<(i32, i64, u32)>,
+    /// Offsets to hand out again, oldest first.
+    retry: VecDeque<Retry>,
     /// Acknowledged (or dead-lettered) offsets above `committed`.
     done: Vec<BTreeSet<i64>>,
     /// Offsets of each open batch.
@@ -61,9 +74,10 @@ pub struct Poll {
 
 impl HttpGroup {
     /// A group starting at `start` (committed offset or log start) per partition.
-    pub fn new(start: Vec<i64>, max_deliveries: u32) -> HttpGroup {
+    pub fn new(start: Vec<i64>, max_deliveries: u32, retry_delays_ms: Vec<u64>) -> HttpGroup {
         HttpGroup {
             max_deliveries: max_deliveries.max(1),
+            retry_delays_ms,
             next: start.clone(),
             done: vec![BTreeSet::new(); start.len()],
             committed: start,
@@ -97,18 +111,25 @@ impl HttpGroup {
             .map(|(b, _)| *b)
             .collect();
         for b in expired {
-            self.release(b);
+            // The visibility timeout was the wait: offered again at once.
+            self.release(b, |_| now_ms);
         }
     }
 
-    /// Puts a batch's messages back for delivery (expired or nacked).
-    fn release(&mut self, batch: u64) -> bool {
+    /// Puts a batch's messages back for delivery (expired or nacked), each
+    /// ready at `ready(delivery count)`.
+    fn release(&mut self, batch: u64, ready: impl Fn(u32) -> u64) -> bool {
         let Some(offs) = self.batches.remove(&batch) else {
             return false;
         };
         for k in offs {
             if let Some(f) = self.in_flight.remove(&k) {
-                self.retry.push_back((k.0, k.1, f.delivery));
+                self.retry.push_back(Retry {
+                    partition: k.0,
+                    offset: k.1,
+                    delivered: f.delivery,
+                    ready_ms: ready(f.delivery),
+                });
             }
         }
         true
@@ -122,20 +143,21 @@ impl HttpGroup {
         let max = max.min(room);
         let mut out = Poll::default();
         let mut picked: Vec<(i32, i64, u32)> = Vec::new();
-        while picked.len() < max {
-            let Some((p, o, delivered)) = self.retry.pop_front() else {
-                break;
-            };
-            if delivered >= self.max_deliveries {
+        let mut waiting = VecDeque::new();
+        while let Some(r) = self.retry.pop_front() {
+            if r.ready_ms > now_ms || (picked.len() >= max && r.delivered < self.max_deliveries) {
+                waiting.push_back(r);
+            } else if r.delivered >= self.max_deliveries {
                 out.dead.push(Handout {
-                    partition: p,
-                    offset: o,
-                    delivery: delivered,
+                    partition: r.partition,
+                    offset: r.offset,
+                    delivery: r.delivered,
                 });
             } else {
-                picked.push((p, o, delivered + 1));
+                picked.push((r.partition, r.offset, r.delivered + 1));
             }
         }
+        self.retry = waiting;
         for (i, next) in self.next.iter_mut().enumerate() {
             let limit = hw.get(i).copied().unwrap_or(*next);
             while picked.len() < max && *next < limit {
@@ -185,10 +207,18 @@ impl HttpGroup {
         Ok(self.mark_done(offs.into_iter()))
     }
 
-    /// Negatively acknowledges a batch: delivered again on the next poll
-    /// (or dead-lettered if out of deliveries).
-    pub fn nack(&mut self, batch: u64) -> Result<(), AckError> {
-        if self.release(batch) {
+    /// Negatively acknowledges a batch: offered again after the retry
+    /// ladder's delay (or dead-lettered if out of deliveries).
+    pub fn nack(&mut self, batch: u64, now_ms: u64) -> Result<(), AckError> {
+        let delays = std::mem::take(&mut self.retry_delays_ms);
+        let released = self.release(batch, |delivered| {
+            let step = (delivered as usize)
+                .saturating_sub(1)
+                .min(delays.len().saturating_sub(1));
+            now_ms + delays.get(step).copied().unwrap_or(0)
+        });
+        self.retry_delays_ms = delays;
+        if released {
             Ok(())
         } else {
             Err(AckError::UnknownBatch(batch))
@@ -232,7 +262,7 @@ mod tests {
 
     #[test]
     fn members_share_the_cursor_and_acks_commit_in_order() {
-        let mut g = HttpGroup::new(vec![0, 0], 3);
+        let mut g = HttpGroup::new(vec![0, 0], 3, vec![]);
         let a = g.poll(0, 3, 1000, &[2, 2]);
         let b = g.poll(0, 3, 1000, &[2, 2]);
         assert_eq!(offsets(&a), [(0, 0, 1), (0, 1, 1), (1, 0, 1)]);
@@ -249,7 +279,7 @@ mod tests {
 
     #[test]
     fn unacked_batch_is_redelivered_after_visibility_then_dead_lettered() {
-        let mut g = HttpGroup::new(vec![5], 2);
+        let mut g = HttpGroup::new(vec![5], 2, vec![]);
         let first = g.poll(0, 10, 100, &[6]);
         assert_eq!(offsets(&first), [(0, 5, 1)]);
         assert!(
@@ -259,7 +289,7 @@ mod tests {
         let second = g.poll(100, 10, 100, &[6]);
         assert_eq!(offsets(&second), [(0, 5, 2)]);
         assert!(g.ack(first.batch).is_err(), "expired batch cannot be acked");
-        g.nack(second.batch).unwrap();
+        g.nack(second.batch, 100).unwrap();
         let third = g.poll(101, 10, 100, &[6]);
         assert!(third.handouts.is_empty());
         assert_eq!(third.dead.len(), 1);
@@ -268,5 +298,24 @@ mod tests {
             [(0, 6)]
         );
         assert_eq!(g.committed(), [6]);
+    }
+
+    #[test]
+    fn nacked_messages_wait_for_the_retry_ladder() {
+        let mut g = HttpGroup::new(vec![0], 9, vec![1000, 5000]);
+        let b = g.poll(0, 10, 60_000, &[1]);
+        g.nack(b.batch, 0).unwrap();
+        assert!(g.poll(999, 10, 60_000, &[1]).handouts.is_empty());
+        let b = g.poll(1000, 10, 60_000, &[1]);
+        assert_eq!(offsets(&b), [(0, 0, 2)]);
+        g.nack(b.batch, 1000).unwrap();
+        assert!(g.poll(5999, 10, 60_000, &[1]).handouts.is_empty());
+        let b = g.poll(6000, 10, 60_000, &[1]);
+        g.nack(b.batch, 6000).unwrap();
+        assert!(
+            g.poll(10_999, 10, 60_000, &[1]).handouts.is_empty(),
+            "last step repeats"
+        );
+        assert_eq!(offsets(&g.poll(11_000, 10, 60_000, &[1])), [(0, 0, 4)]);
     }
 }

@@ -180,7 +180,11 @@ async fn long_poll_wakes_on_new_messages_and_unacked_batches_come_back() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_message_failing_max_deliveries_goes_to_the_dead_letter_topic() {
-    let hub = TestHub::start_with(|c| c.admin.http_max_deliveries = 3).await;
+    let hub = TestHub::start_with(|c| {
+        c.admin.http_max_deliveries = 3;
+        c.admin.http_retry_delays_ms = vec![0];
+    })
+    .await;
     let admin = Admin::of(&hub);
     admin
         .post(
@@ -288,4 +292,29 @@ async fn a_message_failing_max_deliveries_goes_to_the_dead_letter_topic() {
             409,
         )
         .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_nacked_batch_follows_the_retry_ladder() {
+    let hub = TestHub::start_with(|c| c.admin.http_retry_delays_ms = vec![300]).await;
+    let admin = Admin::of(&hub);
+    send(&admin, "ladder", "m").await;
+    let first = poll(&admin, "g", "ladder", json!({"member": "a"})).await;
+    let t0 = std::time::Instant::now();
+    let path = "/api/v1/queue/groups/g/topics/ladder/nack";
+    admin
+        .call("POST", path, Some(json!({"batch_id": first["batch_id"]})))
+        .await;
+    let soon = poll(&admin, "g", "ladder", json!({"member": "a"})).await;
+    assert_eq!(soon["batch_id"], 0, "not before the ladder's delay");
+    let later = poll(
+        &admin,
+        "g",
+        "ladder",
+        json!({"member": "a", "wait_ms": 5000}),
+    )
+    .await;
+    assert!(t0.elapsed() >= std::time::Duration::from_millis(300));
+    assert_eq!(values(&later), ["m"]);
+    assert_eq!(later["messages"][0]["delivery"], 2);
 }

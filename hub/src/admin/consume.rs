@@ -1,7 +1,8 @@
 //! HTTP messaging, consuming side: a member of an HTTP consumer group
 //! long-polls a queue topic for a batch, then acknowledges it (committing
-//! the group's offsets) or gives it back. Unacknowledged batches come back
-//! after their visibility timeout; a message delivered
+//! the group's offsets) or gives it back (offered again after the retry
+//! ladder's delay). Unacknowledged batches come back after their
+//! visibility timeout; a message delivered
 //! `admin.http_max_deliveries` times goes to `<topic><dead_letter_suffix>`.
 //! The bookkeeping is `crate::httpq`; this file does the I/O.
 
@@ -196,6 +197,7 @@ pub async fn poll(
                 group: HttpGroup::new(
                     start_offsets(&q, &group, &t),
                     state.broker.config.admin.http_max_deliveries,
+                    state.broker.config.admin.http_retry_delays_ms.clone(),
                 ),
                 members: BTreeMap::new(),
             });
@@ -274,7 +276,7 @@ pub async fn nack(
     ApiJson(b): ApiJson<AckBody>,
 ) -> ApiResult<StatusCode> {
     settle(&state, &group, &topic, |g| {
-        g.nack(b.batch_id).map(|()| Vec::new())
+        g.nack(b.batch_id, now_ms()).map(|()| Vec::new())
     })?;
     Ok(StatusCode::NO_CONTENT)
 }
