@@ -267,3 +267,57 @@ async fn queue_endpoints_say_when_the_queue_is_off() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn live_kafka_group_member_with_its_assignment() {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+    require_tool("python3", &["-c", "import confluent_kafka"]);
+    let hub = TestHub::start().await;
+    let admin = Admin::of(&hub);
+    admin
+        .post(
+            "/api/v1/queue/topics",
+            json!({"name": "telemetry", "partitions": 2}),
+        )
+        .await;
+    let queue_addr = hub.handle.as_ref().unwrap().queue_addr.unwrap();
+    let mut member = tokio::process::Command::new("python3")
+        .arg(python_dir().join("kafka_group_member.py"))
+        .args([&queue_addr.to_string(), "dashboards", "telemetry"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("python3 runs");
+    let mut lines = tokio::io::BufReader::new(member.stdout.take().unwrap()).lines();
+    let ready = tokio::time::timeout(std::time::Duration::from_secs(30), lines.next_line())
+        .await
+        .expect("member joined in time");
+    assert_eq!(ready.unwrap().as_deref(), Some("READY"));
+
+    let g = admin.get("/api/v1/queue/groups/dashboards").await;
+    assert_eq!(g["state"], "Stable", "{g}");
+    assert_eq!(g["protocol_type"], "consumer");
+    let m = &g["members"][0];
+    assert_eq!(m["client_id"], "api-probe");
+    assert_eq!(m["assignment"][0]["topic"], "telemetry");
+    assert_eq!(m["assignment"][0]["partitions"], json!([0, 1]));
+    let list = admin.get("/api/v1/queue/groups").await;
+    assert_eq!(list["data"][0]["members"], 1);
+    // A group with a live member cannot be reset.
+    assert_eq!(
+        admin
+            .expect_error(
+                "POST",
+                "/api/v1/queue/groups/dashboards/reset",
+                Some(json!({"topic": "telemetry", "to": "earliest"})),
+                409
+            )
+            .await,
+        "group_not_empty"
+    );
+    let mut stdin = member.stdin.take().unwrap();
+    stdin.write_all(b"bye\n").await.unwrap();
+    drop(stdin);
+    within("member leaves", member.wait()).await.unwrap();
+}
