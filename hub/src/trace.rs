@@ -3,6 +3,11 @@
 //! session, sent, acknowledged, appended to the queue) is recorded with its
 //! time in a bounded store the admin API reads. While no rule is set the
 //! hot path pays one atomic load (`Tracer::active`).
+//!
+//! Other parts add their hops with `Tracer::hop(message.trace_id, ...)`:
+//! the bridge records `matched` (rule) and `appended` (queue topic,
+//! partition, offset) the same way the HTTP publish does; `consumed` hops
+//! are derived from committed offsets when a trace is read.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
