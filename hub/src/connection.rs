@@ -18,7 +18,7 @@ use tokio::sync::{oneshot, watch, OwnedSemaphorePermit};
 
 use crate::admission::Admission;
 use crate::broker::Broker;
-use crate::metrics::Metrics;
+use crate::metrics::{DeliveryTally, Metrics};
 use crate::outbox::SharedOrigin;
 use crate::peer::PeerInfo;
 use crate::session::SessionShared;
@@ -419,19 +419,16 @@ impl<S: Transport> Connection<S> {
     async fn flush(&mut self) -> std::io::Result<()> {
         let protocol = self.session.protocol();
         let now = Instant::now();
+        let mut tally = DeliveryTally::default();
         while let Some(t) = self.session.poll_transmit() {
             let result = match t {
                 Transmit::Packet(p) => codec::encode(&p, protocol, &mut self.wbuf),
                 Transmit::Deliver(out) => {
-                    let m = &self.broker.metrics;
-                    Metrics::inc(&m.messages_out);
-                    let qi = crate::metrics::qos_index(out.qos);
-                    Metrics::inc(&m.messages_out_qos[qi]);
-                    Metrics::add(&m.payload_out_qos[qi], out.message.payload.len() as u64);
-                    if let Some(at) = out.message.received_at {
-                        m.publish_to_deliver
-                            .observe(now.saturating_duration_since(at));
-                    }
+                    let latency = out
+                        .message
+                        .received_at
+                        .map(|at| now.saturating_duration_since(at));
+                    tally.count(out.qos, out.message.payload.len(), latency);
                     if out.message.trace_id != 0 {
                         crate::admin::trace::sent(&self.broker, &out, self.session.client_id());
                     }
@@ -443,6 +440,7 @@ impl<S: Transport> Connection<S> {
                 tracing::warn!(conn = self.id, error = %e, "cannot encode outgoing packet");
             }
         }
+        tally.commit(&self.broker.metrics);
         if self.wbuf.is_empty() {
             return Ok(());
         }

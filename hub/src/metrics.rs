@@ -23,14 +23,18 @@ pub struct Histogram {
 
 impl Histogram {
     pub fn observe(&self, d: Duration) {
-        let secs = d.as_secs_f64();
-        let i = LATENCY_BUCKETS
-            .iter()
-            .position(|b| secs <= *b)
-            .unwrap_or(LATENCY_BUCKETS.len());
+        let i = Self::bucket(d);
         self.counts[i].fetch_add(1, Relaxed);
         self.sum_micros
             .fetch_add(u64::try_from(d.as_micros()).unwrap_or(u64::MAX), Relaxed);
+    }
+
+    fn bucket(d: Duration) -> usize {
+        let secs = d.as_secs_f64();
+        LATENCY_BUCKETS
+            .iter()
+            .position(|b| secs <= *b)
+            .unwrap_or(LATENCY_BUCKETS.len())
     }
 
     /// (cumulative count per bucket incl. +Inf, sum in seconds).
@@ -79,6 +83,53 @@ pub struct Metrics {
     pub connections_by_listener: DashMap<Arc<str>, u64>,
     /// Time from receipt of a PUBLISH to its encoding for a subscriber.
     pub publish_to_deliver: Histogram,
+}
+
+/// Deliveries counted locally during one write-out and added to the shared
+/// counters once, so a busy connection touches them once per batch rather
+/// than once per message.
+#[derive(Default)]
+pub struct DeliveryTally {
+    messages: [u64; 3],
+    payload: [u64; 3],
+    latency: [u64; LATENCY_BUCKETS.len() + 1],
+    latency_micros: u64,
+}
+
+impl DeliveryTally {
+    pub fn count(&mut self, qos: QoS, payload: usize, latency: Option<Duration>) {
+        let q = qos_index(qos);
+        self.messages[q] += 1;
+        self.payload[q] += payload as u64;
+        if let Some(d) = latency {
+            self.latency[Histogram::bucket(d)] += 1;
+            self.latency_micros += u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
+        }
+    }
+
+    pub fn commit(&self, m: &Metrics) {
+        let total: u64 = self.messages.iter().sum();
+        if total == 0 {
+            return;
+        }
+        Metrics::add(&m.messages_out, total);
+        for q in 0..3 {
+            if self.messages[q] > 0 {
+                Metrics::add(&m.messages_out_qos[q], self.messages[q]);
+                Metrics::add(&m.payload_out_qos[q], self.payload[q]);
+            }
+        }
+        for (i, n) in self.latency.iter().enumerate() {
+            if *n > 0 {
+                m.publish_to_deliver.counts[i].fetch_add(*n, Relaxed);
+            }
+        }
+        if self.latency_micros > 0 {
+            m.publish_to_deliver
+                .sum_micros
+                .fetch_add(self.latency_micros, Relaxed);
+        }
+    }
 }
 
 /// Index of a QoS in the per-QoS counters.
