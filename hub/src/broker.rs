@@ -333,6 +333,17 @@ impl Broker {
         };
         for d in dropped {
             Metrics::inc(&self.metrics.dropped_queue_full);
+            if d.message.trace_id != 0 {
+                self.tracer.hop(
+                    d.message.trace_id,
+                    crate::trace::Hop {
+                        kind: "dropped",
+                        client_id: Some(session.client_id.to_string()),
+                        detail: Some("session queue full".into()),
+                        ..Default::default()
+                    },
+                );
+            }
             if d.stored {
                 ops.push(Op::DeleteMessage(session.client_id.clone(), d.seq));
             }

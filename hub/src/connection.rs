@@ -306,6 +306,17 @@ impl<S: Transport> Connection<S> {
                     self.forget_stored(token).await;
                 }
                 Event::Dropped { token, reason } => {
+                    if self.broker.tracer.active() {
+                        if let Some(a) = &self.attached {
+                            let why = format!("{reason:?}");
+                            self.broker.tracer.settled(
+                                &a.session.client_id,
+                                token,
+                                "dropped",
+                                Some(why),
+                            );
+                        }
+                    }
                     let m = &self.broker.metrics;
                     Metrics::inc(match reason {
                         DropReason::Expired => &m.dropped_expired,

@@ -231,6 +231,18 @@ impl Tracer {
 
     /// The client acknowledged `token`; records the hop if it was traced.
     pub fn acked(&self, client: &Arc<str>, token: u64) {
+        self.settled(client, token, "acked", None);
+    }
+
+    /// A traced delivery awaiting its ack ended (`acked`, or `dropped` with
+    /// the reason); records the hop if it was traced.
+    pub fn settled(
+        &self,
+        client: &Arc<str>,
+        token: u64,
+        kind: &'static str,
+        detail: Option<String>,
+    ) {
         if !self.active() {
             return;
         }
@@ -239,8 +251,9 @@ impl Tracer {
             self.hop(
                 id,
                 Hop {
-                    kind: "acked",
+                    kind,
                     client_id: Some(client.to_string()),
+                    detail,
                     ..Hop::default()
                 },
             );

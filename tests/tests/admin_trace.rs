@@ -188,3 +188,33 @@ async fn trace_by_client_id_and_v5_message_id_property() {
     );
     assert_eq!(list["data"][0]["message_id"], "m-42");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_traced_message_dropped_from_a_full_session_queue_says_so() {
+    let hub = TestHub::start_with(|c| c.limits.max_queued_messages = 1).await;
+    let admin = Admin::of(&hub);
+    let (mut parked, _) =
+        RawClient::connect(hub.addr, mqtt::Protocol::V3_1_1, "sleepy", false).await;
+    parked.sub(1, "q/#", QoS::AtLeastOnce).await;
+    parked.disconnect().await;
+    hub.wait_disconnected("sleepy").await;
+    admin
+        .post("/api/v1/trace/rules", json!({"topic": "q/#"}))
+        .await;
+    let mut dev = RawClient::v5(hub.addr, "dev").await;
+    dev.publish_acked(publish("q/1", QoS::AtLeastOnce, 1, "first"))
+        .await;
+    dev.publish_acked(publish("q/2", QoS::AtLeastOnce, 2, "second"))
+        .await;
+    let list = admin.get("/api/v1/traces").await;
+    let first = list["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["topic"] == "q/1")
+        .expect("q/1 traced")
+        .clone();
+    assert_eq!(kinds(&first), ["received", "queued", "dropped"], "{first}");
+    assert_eq!(first["hops"][1]["detail"], "offline");
+    assert_eq!(first["hops"][2]["detail"], "session queue full");
+}
