@@ -80,8 +80,34 @@ async fn hubctl_common_operations() {
     )
     .await;
     ok(&url, d, &["queue", "send", "jobs", "job-2", "--key", "k"]).await;
-    let read = ok(&url, d, &["queue", "read", "jobs", "0", "1"]).await;
-    assert!(read.contains("job-2") && !read.contains("job-1"), "{read}");
+    ok(
+        &url,
+        d,
+        &[
+            "queue",
+            "send",
+            "jobs",
+            "job-3",
+            "--header",
+            "message-id=j3",
+        ],
+    )
+    .await;
+    let by_id = ok(&url, d, &["queue", "find", "jobs", "--message-id", "j3"]).await;
+    assert!(
+        by_id.contains("job-3") && by_id.lines().count() == 2,
+        "{by_id}"
+    );
+    let read = ok(
+        &url,
+        d,
+        &["queue", "read", "jobs", "0", "1", "--limit", "1"],
+    )
+    .await;
+    assert!(
+        read.contains("job-2") && !read.contains("job-1") && !read.contains("job-3"),
+        "{read}"
+    );
     assert_eq!(
         ok(&url, d, &["queue", "find", "jobs", "k"])
             .await
@@ -131,8 +157,8 @@ async fn hubctl_common_operations() {
     );
     let g = ok(&url, d, &["groups", "workers"]).await;
     assert!(
-        g.lines().nth(1).unwrap().ends_with('2'),
-        "lag 2 after reset: {g}"
+        g.lines().nth(1).unwrap().ends_with('3'),
+        "lag 3 after reset: {g}"
     );
 
     ok(&url, d, &["trace", "start", "--topic", "t/#"]).await;

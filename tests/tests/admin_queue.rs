@@ -144,6 +144,28 @@ async fn queue_topics_messages_and_groups() {
         .get("/api/v1/queue/topics/orders/messages?key=k1")
         .await;
     assert_eq!(found["data"].as_array().unwrap().len(), 4);
+    admin
+        .post(
+            "/api/v1/queue/topics/orders/messages",
+            json!({"value": "tagged", "message_id": "ord-9"}),
+        )
+        .await;
+    let by_id = admin
+        .get("/api/v1/queue/topics/orders/messages?message_id=ord-9")
+        .await;
+    assert_eq!(by_id["data"].as_array().unwrap().len(), 1, "{by_id}");
+    assert_eq!(by_id["data"][0]["value"], "tagged");
+    admin
+        .expect_error("GET", "/api/v1/queue/topics/orders/messages", None, 400)
+        .await;
+    admin
+        .expect_error(
+            "GET",
+            "/api/v1/queue/topics/orders/messages?key=a&message_id=b",
+            None,
+            400,
+        )
+        .await;
     let none = admin
         .get("/api/v1/queue/topics/orders/messages?key=zzz")
         .await;
@@ -210,10 +232,10 @@ async fn queue_topics_messages_and_groups() {
     // Reset offsets: latest (no lag), earliest (everything), by timestamp.
     for (body, expect_lag) in [
         (json!({"topic": "orders", "to": "latest"}), 0),
-        (json!({"topic": "orders", "to": "earliest"}), 5),
+        (json!({"topic": "orders", "to": "earliest"}), 6),
         (
             json!({"topic": "orders", "to": "timestamp", "timestamp_ms": 0}),
-            5,
+            6,
         ),
     ] {
         let (s, r) = admin

@@ -63,13 +63,52 @@ pub async fn read(
     })))
 }
 
+/// Newest messages per partition a message-id search looks at.
+const ID_SCAN: i64 = 100_000;
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FindQuery {
-    pub key: String,
+    /// Messages with this key (indexed search within the time window).
+    pub key: Option<String>,
+    /// Messages whose `message-id` header is this (scans the newest
+    /// 100000 messages of each partition).
+    pub message_id: Option<String>,
     pub from_ms: Option<i64>,
     pub to_ms: Option<i64>,
     pub limit: Option<usize>,
+}
+
+/// Messages carrying header `message-id` = `id`, newest `ID_SCAN` per partition.
+fn find_by_message_id(
+    q: &queue::Broker,
+    topic: &str,
+    id: &str,
+    limit: usize,
+) -> queue::Result<Vec<queue::StoredMessage>> {
+    let t = q
+        .topic(topic)
+        .ok_or_else(|| queue::QueueError::UnknownTopicOrPartition {
+            topic: topic.to_string(),
+            partition: -1,
+        })?;
+    let mut out = Vec::new();
+    for (i, p) in t.partitions.iter().enumerate() {
+        let (hw, start) = (p.high_watermark(), p.log_start_offset());
+        let mut offset = (hw - ID_SCAN).max(start);
+        while offset < hw && out.len() < limit {
+            let batch = q.fetch(topic, i as i32, offset, 1 << 20)?;
+            let Some(last) = batch.last() else { break };
+            offset = last.offset + 1;
+            out.extend(batch.into_iter().filter(|m| {
+                m.headers
+                    .iter()
+                    .any(|(k, v)| k == "message-id" && v.as_deref() == Some(id.as_bytes()))
+            }));
+        }
+    }
+    out.truncate(limit);
+    Ok(out)
 }
 
 pub async fn find(
@@ -83,7 +122,13 @@ pub async fn find(
     if from > to {
         return Err(ApiError::bad_request("from_ms is after to_ms"));
     }
-    let found = blocking(move || q.find_by_key(&topic, fq.key.as_bytes(), from, to, limit)).await?;
+    let found = match (fq.key, fq.message_id) {
+        (Some(key), None) => {
+            blocking(move || q.find_by_key(&topic, key.as_bytes(), from, to, limit)).await?
+        }
+        (None, Some(id)) => blocking(move || find_by_message_id(&q, &topic, &id, limit)).await?,
+        _ => return Err(ApiError::bad_request("give either key or message_id")),
+    };
     Ok(Json(
         json!({ "data": found.iter().map(stored_json).collect::<Vec<_>>() }),
     ))

@@ -25,7 +25,7 @@ pub const ENDPOINTS: &[(&str, &str, &str, &[&str], bool)] = &[
     ("get", "/api/v1/queue/topics/{name}", "Queue topic with partitions, sizes, watermarks", &[], false),
     ("delete", "/api/v1/queue/topics/{name}", "Delete a queue topic", &[], false),
     ("patch", "/api/v1/queue/topics/{name}/config", "Change retention / flush policy {set, remove}", &[], true),
-    ("get", "/api/v1/queue/topics/{name}/messages", "Find messages by key", &["key", "from_ms", "to_ms", "limit"], false),
+    ("get", "/api/v1/queue/topics/{name}/messages", "Find messages by key or message id (header message-id)", &["key", "message_id", "from_ms", "to_ms", "limit"], false),
     ("post", "/api/v1/queue/topics/{name}/messages", "Publish to a queue topic {key, value, headers, partition, message_id}", &[], true),
     ("get", "/api/v1/queue/topics/{name}/partitions/{partition}/messages", "Read messages by offset", &["offset", "limit"], false),
     ("get", "/api/v1/queue/groups", "Consumer groups with total lag", &[], false),

@@ -162,10 +162,12 @@ enum QueueOp {
         #[arg(long, default_value_t = 10)]
         limit: usize,
     },
-    /// Find messages by key.
+    /// Find messages by key, or by message id with --message-id.
     Find {
         topic: String,
-        key: String,
+        key: Option<String>,
+        #[arg(long, conflicts_with = "key")]
+        message_id: Option<String>,
     },
 }
 
@@ -331,12 +333,19 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 None,
                 Show::Table("data", &["partition", "offset", "timestamp_ms", "key", "value"]),
             ),
-            QueueOp::Find { topic, key } => (
-                "GET",
-                format!("/api/v1/queue/topics/{}/messages?key={}", encode(&topic), encode(&key)),
-                None,
-                Show::Table("data", &["partition", "offset", "timestamp_ms", "key", "value"]),
-            ),
+            QueueOp::Find { topic, key, message_id } => {
+                let query = match (key, message_id) {
+                    (Some(k), None) => format!("key={}", encode(&k)),
+                    (None, Some(m)) => format!("message_id={}", encode(&m)),
+                    _ => bail!("give a key or --message-id"),
+                };
+                (
+                    "GET",
+                    format!("/api/v1/queue/topics/{}/messages?{query}", encode(&topic)),
+                    None,
+                    Show::Table("data", &["partition", "offset", "timestamp_ms", "key", "value"]),
+                )
+            }
         },
         Cmd::Groups { group: None } => (
             "GET",
