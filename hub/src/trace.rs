@@ -10,8 +10,8 @@
 //! are derived from committed offsets when a trace is read.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use mqtt::message::Message;
@@ -86,7 +86,6 @@ pub struct TraceRecord {
 
 #[derive(Default)]
 struct State {
-    rules: Vec<TraceRule>,
     records: HashMap<u64, TraceRecord>,
     /// Trace ids oldest first, for eviction.
     order: VecDeque<u64>,
@@ -98,6 +97,10 @@ pub struct Tracer {
     active: AtomicBool,
     next_id: AtomicU64,
     capacity: usize,
+    /// Read on every publish while tracing is on; written only by the API.
+    rules: RwLock<Vec<TraceRule>>,
+    /// Entries in `state.pending`, so acks skip the lock when there are none.
+    pending: AtomicUsize,
     state: Mutex<State>,
 }
 
@@ -124,6 +127,8 @@ impl Tracer {
             active: AtomicBool::new(false),
             next_id: AtomicU64::new(1),
             capacity: capacity.max(1),
+            rules: RwLock::new(Vec::new()),
+            pending: AtomicUsize::new(0),
             state: Mutex::new(State::default()),
         }
     }
@@ -140,22 +145,22 @@ impl Tracer {
             matches,
             created_ms: now_ms(),
         };
-        let mut s = lock(&self.state);
-        s.rules.push(rule.clone());
+        let mut rules = self.rules.write().unwrap_or_else(|e| e.into_inner());
+        rules.push(rule.clone());
         self.active.store(true, Ordering::Relaxed);
         rule
     }
 
     pub fn remove_rule(&self, id: u64) -> bool {
-        let mut s = lock(&self.state);
-        let before = s.rules.len();
-        s.rules.retain(|r| r.id != id);
-        self.active.store(!s.rules.is_empty(), Ordering::Relaxed);
-        s.rules.len() != before
+        let mut rules = self.rules.write().unwrap_or_else(|e| e.into_inner());
+        let before = rules.len();
+        rules.retain(|r| r.id != id);
+        self.active.store(!rules.is_empty(), Ordering::Relaxed);
+        rules.len() != before
     }
 
     pub fn rules(&self) -> Vec<TraceRule> {
-        lock(&self.state).rules.clone()
+        self.rules.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     /// Starts a trace if a rule matches; returns its id (0 = not traced).
@@ -168,15 +173,18 @@ impl Tracer {
             first.at_ms = now_ms();
         }
         let mid = id.or_else(|| message_id(m));
-        let mut s = lock(&self.state);
-        let Some(rule) = s.rules.iter().find(|r| match &r.matches {
-            TraceMatch::ClientId(c) => *c == *m.publisher,
-            TraceMatch::Topic(f) => mqtt::topic::matches(f, &m.topic),
-            TraceMatch::MessageId(want) => mid == Some(want.as_str()),
-        }) else {
-            return 0;
+        let rule = {
+            let rules = self.rules.read().unwrap_or_else(|e| e.into_inner());
+            match rules.iter().find(|r| match &r.matches {
+                TraceMatch::ClientId(c) => *c == *m.publisher,
+                TraceMatch::Topic(f) => mqtt::topic::matches(f, &m.topic),
+                TraceMatch::MessageId(want) => mid == Some(want.as_str()),
+            }) {
+                Some(r) => r.id,
+                None => return 0,
+            }
         };
-        let rule = rule.id;
+        let mut s = lock(&self.state);
         let trace_id = self.next_id.fetch_add(1, Ordering::Relaxed);
         while s.order.len() >= self.capacity {
             if let Some(old) = s.order.pop_front() {
@@ -227,6 +235,7 @@ impl Tracer {
             s.pending.clear();
         }
         s.pending.insert((client.clone(), token), trace_id);
+        self.pending.store(s.pending.len(), Ordering::Relaxed);
     }
 
     /// The client acknowledged `token`; records the hop if it was traced.
@@ -243,10 +252,15 @@ impl Tracer {
         kind: &'static str,
         detail: Option<String>,
     ) {
-        if !self.active() {
+        if !self.active() || self.pending.load(Ordering::Relaxed) == 0 {
             return;
         }
-        let id = lock(&self.state).pending.remove(&(client.clone(), token));
+        let id = {
+            let mut s = lock(&self.state);
+            let id = s.pending.remove(&(client.clone(), token));
+            self.pending.store(s.pending.len(), Ordering::Relaxed);
+            id
+        };
         if let Some(id) = id {
             self.hop(
                 id,
