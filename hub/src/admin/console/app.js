@@ -143,6 +143,8 @@ $("#lookup").addEventListener("submit", async (e) => {
   try {
     const r = f.get("key")
       ? await api(`/api/v1/queue/topics/${t}/messages?key=${encodeURIComponent(f.get("key"))}`)
+      : f.get("message_id")
+      ? await api(`/api/v1/queue/topics/${t}/messages?message_id=${encodeURIComponent(f.get("message_id"))}`)
       : await api(`/api/v1/queue/topics/${t}/partitions/${encodeURIComponent(f.get("partition") || 0)}/messages?offset=${encodeURIComponent(f.get("offset") || 0)}`);
     $("#lookup-result").textContent = JSON.stringify(r.data, null, 2);
   } catch (err) { $("#lookup-result").textContent = err.message; }
