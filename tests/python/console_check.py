@@ -44,6 +44,11 @@ try:
     kinds = [h.split()[0] for h in hops]
     assert kinds[:4] == ["received", "queued", "sent", "acked"], hops
     driver.save_screenshot(os.path.join(out_dir, "console-trace.png"))
-    print("OK", connections, kinds)
+    # Clients and sessions list the connected clients.
+    driver.find_element(By.CSS_SELECTOR, 'nav a[data-tab="clients"]').click()
+    wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#sessions-table tbody tr")) == int(connections))
+    ids = sorted(r.find_elements(By.TAG_NAME, "td")[0].text for r in driver.find_elements(By.CSS_SELECTOR, "#sessions-table tbody tr"))
+    print("clients", ids)
+    print("OK", connections, kinds, ids)
 finally:
     driver.quit()

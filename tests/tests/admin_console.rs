@@ -64,6 +64,10 @@ async fn console_shows_live_connections_and_a_message_trace() {
         "console check failed:\nstdout: {stdout}\nstderr: {}",
         String::from_utf8_lossy(&out.stderr)
     );
+    assert!(
+        stdout.contains("['idle-gauge', 'line-monitor', 'press-3']"),
+        "clients tab lists the connected clients: {stdout}"
+    );
     let png = std::fs::read(out_dir.join("console.png")).expect("screenshot saved");
     assert!(png.starts_with(b"\x89PNG"), "screenshot is a PNG");
     drop(dev);
