@@ -113,18 +113,22 @@ pub fn view(s: &SessionShared) -> SessionView {
 }
 
 fn all_sessions(state: &AdminState) -> Vec<Arc<SessionShared>> {
-    let mut v: Vec<_> = state
+    state
         .broker
         .sessions
         .iter()
         .map(|e| e.value().clone())
-        .collect();
-    v.sort_by(|a, b| a.client_id.cmp(&b.client_id));
-    v
+        .collect()
+}
+
+fn by_client_id(v: &mut [Arc<SessionShared>]) {
+    v.sort_unstable_by(|a, b| a.client_id.cmp(&b.client_id));
 }
 
 /// Pages a filtered list: `{"data": [...], "meta": {page, limit, count}}`.
-fn page(q: &ListQuery, items: Vec<SessionView>) -> ApiResult<Json<Value>> {
+/// Filters look at cheap fields first and views are built for the page
+/// only, so a hub with a million sessions answers without copying them all.
+fn page(state: &AdminState, q: &ListQuery, online_only: bool) -> ApiResult<Json<Value>> {
     let limit = q.limit.unwrap_or(100);
     if limit == 0 || limit > 1000 {
         return Err(ApiError::bad_request("limit must be between 1 and 1000"));
@@ -133,44 +137,44 @@ fn page(q: &ListQuery, items: Vec<SessionView>) -> ApiResult<Json<Value>> {
     if page == 0 {
         return Err(ApiError::bad_request("page starts at 1"));
     }
-    let count = items.len();
-    let data: Vec<_> = items
+    let mut matching: Vec<Arc<SessionShared>> = all_sessions(state)
         .into_iter()
+        .filter(|s| !online_only || s.is_online())
+        .filter(|s| q.online.map_or(true, |o| s.is_online() == o))
+        .filter(|s| q.like.as_deref().map_or(true, |l| s.client_id.contains(l)))
+        .filter(|s| {
+            q.listener.as_deref().map_or(true, |l| {
+                let inner = s.inner();
+                let listener = inner.client_info.as_ref().and_then(|i| i.peer.as_ref());
+                listener.is_some_and(|p| *p.listener == *l)
+            })
+        })
+        .collect();
+    by_client_id(&mut matching);
+    let count = matching.len();
+    let data: Vec<SessionView> = matching
+        .iter()
         .skip((page - 1).saturating_mul(limit))
         .take(limit)
+        .map(|s| view(s))
         .collect();
     Ok(Json(
         json!({ "data": data, "meta": { "page": page, "limit": limit, "count": count } }),
     ))
 }
 
-fn filtered(state: &AdminState, q: &ListQuery, online_only: bool) -> Vec<SessionView> {
-    all_sessions(state)
-        .into_iter()
-        .filter(|s| !online_only || s.is_online())
-        .filter(|s| q.online.map_or(true, |o| s.is_online() == o))
-        .filter(|s| q.like.as_deref().map_or(true, |l| s.client_id.contains(l)))
-        .map(|s| view(&s))
-        .filter(|v| {
-            q.listener
-                .as_deref()
-                .map_or(true, |l| v.listener.as_deref() == Some(l))
-        })
-        .collect()
-}
-
 pub async fn list_clients(
     State(state): State<AdminState>,
     ApiQuery(q): ApiQuery<ListQuery>,
 ) -> ApiResult<Json<Value>> {
-    page(&q, filtered(&state, &q, true))
+    page(&state, &q, true)
 }
 
 pub async fn list_sessions(
     State(state): State<AdminState>,
     ApiQuery(q): ApiQuery<ListQuery>,
 ) -> ApiResult<Json<Value>> {
-    page(&q, filtered(&state, &q, false))
+    page(&state, &q, false)
 }
 
 fn find(state: &AdminState, id: &str) -> ApiResult<Arc<SessionShared>> {
@@ -273,7 +277,9 @@ pub async fn subscriptions(
     let limit = q.limit.unwrap_or(1000).min(10_000);
     let mut out = Vec::new();
     let mut count = 0usize;
-    for s in all_sessions(&state) {
+    let mut sessions = all_sessions(&state);
+    by_client_id(&mut sessions);
+    for s in sessions {
         if q.client_id.as_deref().is_some_and(|c| *c != *s.client_id) {
             continue;
         }
