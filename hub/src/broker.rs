@@ -34,6 +34,10 @@ pub struct Broker {
     pub started: Instant,
     /// The MQTT <-> queue bridge, set once at start (see bridge_glue.rs).
     pub bridge: std::sync::OnceLock<Arc<bridge::Bridge>>,
+    /// Message trace rules and records (admin API).
+    pub tracer: crate::trace::Tracer,
+    /// Alert rules and their state (admin API, `$SYS/alerts`).
+    pub alerts: Arc<crate::alerts::Alerts>,
     next_id: AtomicU64,
     /// Signalled whenever a connection detaches from its session; a
     /// takeover waits for it and re-checks its own session. One for the hub
@@ -188,7 +192,11 @@ impl Broker {
             max_client_id_len: l.max_client_id_length,
             response_information: config.mqtt.response_information_prefix.clone(),
         };
+        let tracer = crate::trace::Tracer::new(config.admin.trace_capacity);
+        let alerts = Arc::new(crate::alerts::Alerts::new(config.admin.alerts.clone()));
         Broker {
+            tracer,
+            alerts,
             config,
             server_cfg: Arc::new(server_cfg),
             sessions: DashMap::new(),
@@ -313,6 +321,25 @@ impl Broker {
         now: Instant,
     ) {
         let persistent = session.is_persistent();
+        if message.trace_id != 0 {
+            self.tracer.hop(
+                message.trace_id,
+                crate::trace::Hop {
+                    kind: "queued",
+                    client_id: Some(session.client_id.to_string()),
+                    qos: Some(qos as u8),
+                    detail: Some(
+                        if session.is_online() {
+                            "online"
+                        } else {
+                            "offline"
+                        }
+                        .into(),
+                    ),
+                    ..Default::default()
+                },
+            );
+        }
         let dropped = {
             let mut outbox = session.outbox();
             let seq = outbox.next_seq();
@@ -342,6 +369,17 @@ impl Broker {
         };
         for d in dropped {
             Metrics::inc(&self.metrics.dropped_queue_full);
+            if d.message.trace_id != 0 {
+                self.tracer.hop(
+                    d.message.trace_id,
+                    crate::trace::Hop {
+                        kind: "dropped",
+                        client_id: Some(session.client_id.to_string()),
+                        detail: Some("session queue full".into()),
+                        ..Default::default()
+                    },
+                );
+            }
             if d.stored {
                 ops.push(Op::DeleteMessage(session.client_id.clone(), d.seq));
             }

@@ -174,8 +174,26 @@ impl Default for SysConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct AdminConfig {
     pub enabled: bool,
-    /// Address of the admin HTTP API (health, stats).
+    /// Address of the admin HTTP API, `/metrics` and the console.
     pub listen: SocketAddr,
+    /// Bearer token for the API and console. Empty: one is generated at
+    /// first start, written to `<data_dir>/admin.token` and logged.
+    pub token: String,
+    /// HTTP Basic user name; its password is `password`, or the token when
+    /// `password` is empty.
+    pub username: String,
+    pub password: String,
+    /// Traced messages kept (oldest evicted first).
+    pub trace_capacity: usize,
+    /// HTTP consumers: deliveries of a message before it goes to the
+    /// dead-letter topic `<topic><dead_letter_suffix>`.
+    pub http_max_deliveries: u32,
+    pub dead_letter_suffix: String,
+    /// Retry ladder: delay in ms before a nacked message is offered again,
+    /// by delivery count; the last step repeats.
+    pub http_retry_delays_ms: Vec<u64>,
+    /// Alert rules (`[admin.alerts]`).
+    pub alerts: crate::alerts::AlertConfig,
 }
 
 impl Default for AdminConfig {
@@ -183,6 +201,14 @@ impl Default for AdminConfig {
         AdminConfig {
             enabled: true,
             listen: SocketAddr::from(([0, 0, 0, 0], 8080)),
+            token: String::new(),
+            username: "admin".into(),
+            password: String::new(),
+            trace_capacity: 1000,
+            http_max_deliveries: 5,
+            dead_letter_suffix: ".dlq".into(),
+            http_retry_delays_ms: vec![1000, 5000, 10_000, 30_000, 60_000],
+            alerts: Default::default(),
         }
     }
 }
@@ -276,6 +302,15 @@ impl Config {
         }
         if self.persistence.flush_interval_ms == 0 {
             return invalid("persistence.flush_interval_ms", "must be at least 1");
+        }
+        if self.admin.http_max_deliveries == 0 {
+            return invalid("admin.http_max_deliveries", "must be at least 1");
+        }
+        if self.admin.dead_letter_suffix.is_empty() {
+            return invalid("admin.dead_letter_suffix", "must not be empty");
+        }
+        if self.admin.trace_capacity == 0 {
+            return invalid("admin.trace_capacity", "must be at least 1");
         }
         if self.sys.enabled && self.sys.interval_secs == 0 {
             return invalid("sys.interval_secs", "must be at least 1");

@@ -21,7 +21,7 @@ use tokio::sync::{watch, OwnedSemaphorePermit};
 use crate::admission::Admission;
 use crate::broker::Broker;
 use crate::doorbell;
-use crate::metrics::Metrics;
+use crate::metrics::{DeliveryTally, Metrics};
 use crate::outbox::SharedOrigin;
 use crate::peer::PeerInfo;
 use crate::session::SessionShared;
@@ -156,6 +156,9 @@ impl<S: Transport> Connection<S> {
         async move {
             Metrics::inc(&self.broker.metrics.connections_current);
             Metrics::inc(&self.broker.metrics.connections_total);
+            if let Some(p) = &self.peer {
+                self.broker.metrics.listener_connection(&p.listener, true);
+            }
             loop {
                 // Rarely-taken, large futures are boxed so that an idle
                 // connection's task stays small (see the size test below).
@@ -245,8 +248,12 @@ impl<S: Transport> Connection<S> {
                 }
             }
             let broker = self.broker.clone();
+            let peer = self.peer.clone();
             Box::pin(self.finish()).await;
             Metrics::dec(&broker.metrics.connections_current);
+            if let Some(p) = &peer {
+                broker.metrics.listener_connection(&p.listener, false);
+            }
         }
     }
 
@@ -299,15 +306,23 @@ impl<S: Transport> Connection<S> {
                     let rri = c.properties.request_response_information == Some(1);
                     self.sync_barrier().await;
                     self.session.accept(assigned_id, resumed, rri);
+                    crate::admin::clients::attach_info(&session, Some(Arc::new(self.peer())), &c);
                     self.attached = Some(Attached { session });
                 }
                 Event::Publish(p) => {
-                    Metrics::inc(&self.broker.metrics.messages_in);
-                    let message = Arc::new(Message::from_publish(
-                        &p,
-                        self.session.client_id().clone(),
-                        Instant::now(),
-                    ));
+                    let m = &self.broker.metrics;
+                    Metrics::inc(&m.messages_in);
+                    let qi = crate::metrics::qos_index(p.qos);
+                    Metrics::inc(&m.messages_in_qos[qi]);
+                    Metrics::add(&m.payload_in_qos[qi], p.payload.len() as u64);
+                    let mut message =
+                        Message::from_publish(&p, self.session.client_id().clone(), Instant::now());
+                    if self.broker.tracer.active() {
+                        let listener = self.peer.as_ref().map(|p| p.listener.to_string());
+                        message.trace_id =
+                            crate::admin::trace::received(&self.broker, &message, listener);
+                    }
+                    let message = Arc::new(message);
                     let (mut outcome, hook) = crate::bridge_glue::publish(
                         &self.broker,
                         message,
@@ -366,12 +381,28 @@ impl<S: Transport> Connection<S> {
                     }
                 }
                 Event::Acked { token, .. } => {
+                    if self.broker.tracer.active() {
+                        if let Some(a) = &self.attached {
+                            self.broker.tracer.acked(&a.session.client_id, token);
+                        }
+                    }
                     if let Some(m) = &mut self.shared_inflight {
                         m.remove(&token);
                     }
                     self.forget_stored(token).await;
                 }
                 Event::Dropped { token, reason } => {
+                    if self.broker.tracer.active() {
+                        if let Some(a) = &self.attached {
+                            let why = format!("{reason:?}");
+                            self.broker.tracer.settled(
+                                &a.session.client_id,
+                                token,
+                                "dropped",
+                                Some(why),
+                            );
+                        }
+                    }
                     let m = &self.broker.metrics;
                     Metrics::inc(match reason {
                         DropReason::Expired => &m.dropped_expired,
@@ -449,6 +480,13 @@ impl<S: Transport> Connection<S> {
             };
             match self.session.deliver(delivery, now) {
                 Ok(pkid) => {
+                    if q.message.trace_id != 0 && pkid != 0 {
+                        self.broker.tracer.await_ack(
+                            q.message.trace_id,
+                            &a.session.client_id,
+                            q.seq,
+                        );
+                    }
                     if q.stored && pkid != 0 {
                         ops.push(Op::SetInflight(
                             a.session.client_id.clone(),
@@ -482,11 +520,19 @@ impl<S: Transport> Connection<S> {
     async fn flush(&mut self) -> std::io::Result<()> {
         let protocol = self.session.protocol();
         let now = Instant::now();
+        let mut tally = DeliveryTally::default();
         while let Some(t) = self.session.poll_transmit() {
             let result = match t {
                 Transmit::Packet(p) => codec::encode(&p, protocol, &mut self.wbuf),
                 Transmit::Deliver(out) => {
-                    Metrics::inc(&self.broker.metrics.messages_out);
+                    let latency = out
+                        .message
+                        .received_at
+                        .map(|at| now.saturating_duration_since(at));
+                    tally.count(out.qos, out.message.payload.len(), latency);
+                    if out.message.trace_id != 0 {
+                        crate::admin::trace::sent(&self.broker, &out, self.session.client_id());
+                    }
                     out.message
                         .encode_delivery(&out, protocol, now, &mut self.wbuf)
                 }
@@ -495,6 +541,7 @@ impl<S: Transport> Connection<S> {
                 tracing::warn!(conn = self.id, error = %e, "cannot encode outgoing packet");
             }
         }
+        tally.commit(&self.broker.metrics);
         if self.wbuf.is_empty() {
             return Ok(());
         }

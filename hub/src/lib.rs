@@ -5,11 +5,13 @@
 
 pub mod admin;
 pub mod admission;
+pub mod alerts;
 pub mod bridge_glue;
 pub mod broker;
 pub mod config;
 pub mod connection;
 pub mod doorbell;
+pub mod httpq;
 pub mod metrics;
 pub mod outbox;
 pub mod peer;
@@ -19,6 +21,7 @@ pub mod session;
 pub mod store;
 pub mod subscriptions;
 pub mod sys;
+pub mod trace;
 pub mod transport;
 
 pub use config::Config;

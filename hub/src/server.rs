@@ -72,10 +72,27 @@ pub async fn start(config: Config) -> anyhow::Result<HubHandle> {
     }
     tokio::spawn(expiry_loop(broker.clone(), shutdown_rx.clone()));
     tokio::spawn(deadline_loop(broker.clone(), shutdown_rx.clone()));
+    let (queue, queue_addr, queue_task) =
+        match start_queue(&broker.config, shutdown_rx_queue).await? {
+            Some((q, addr, task)) => (Some(q), Some(addr), Some(task)),
+            None => (None, None, None),
+        };
+    tokio::spawn(crate::alerts::run(
+        broker.clone(),
+        queue.clone(),
+        shutdown_rx.clone(),
+    ));
     let admin_addr = if broker.config.admin.enabled {
         // The MQTT service does not depend on the admin API: if its port is
         // taken, say so loudly and keep serving devices.
-        match crate::admin::serve(broker.clone(), broker.config.admin.listen, shutdown_rx).await {
+        let credentials = crate::admin::auth::Credentials::load(&broker.config)?;
+        let state = crate::admin::AdminState {
+            broker: broker.clone(),
+            queue: queue.clone(),
+            credentials: Arc::new(credentials),
+            consumers: Default::default(),
+        };
+        match crate::admin::serve(state, broker.config.admin.listen, shutdown_rx).await {
             Ok(addr) => {
                 tracing::info!(%addr, "admin API ready");
                 Some(addr)
@@ -88,11 +105,6 @@ pub async fn start(config: Config) -> anyhow::Result<HubHandle> {
     } else {
         None
     };
-    let (queue, queue_addr, queue_task) =
-        match start_queue(&broker.config, shutdown_rx_queue).await? {
-            Some((q, addr, task)) => (Some(q), Some(addr), Some(task)),
-            None => (None, None, None),
-        };
     crate::bridge_glue::start(&broker, queue.clone(), shutdown_rx_bridge)
         .context("cannot start the bridge")?;
     // Devices are let in only once the bridge is there to take their messages.

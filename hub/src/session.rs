@@ -71,6 +71,9 @@ pub struct SessionInner {
     pub disconnected_at: Option<Stamp>,
     /// Removed from the registry; a connection holding it must start afresh.
     pub discarded: bool,
+    /// The last connection's details, for the admin API (boxed: most
+    /// sessions are idle and this is read rarely).
+    pub client_info: Option<Box<crate::admin::clients::ClientInfo>>,
 }
 
 pub struct SessionShared {
@@ -108,6 +111,7 @@ impl SessionShared {
                 generation: 0,
                 disconnected_at: Some(Stamp::now()),
                 discarded: false,
+                client_info: None,
             }),
         }
     }

@@ -30,6 +30,10 @@ pub struct Message {
     pub expires_at: Option<Instant>,
     /// Seconds of expiry the publisher asked for (for persistence).
     pub expiry_interval: Option<u32>,
+    /// When the hub received it from a client (for publish-to-deliver latency).
+    pub received_at: Option<Instant>,
+    /// Message trace id given by the hub when tracing matched it; 0 = not traced.
+    pub trace_id: u64,
     cache: [OnceLock<Cached>; 4],
 }
 
@@ -72,6 +76,8 @@ impl Message {
             publisher,
             expires_at: None,
             expiry_interval: None,
+            received_at: None,
+            trace_id: 0,
             cache: Default::default(),
         }
     }
@@ -93,6 +99,7 @@ impl Message {
         );
         msg.expiry_interval = expiry;
         msg.expires_at = expiry.map(|s| now + std::time::Duration::from_secs(u64::from(s)));
+        msg.received_at = Some(now);
         msg
     }
 

@@ -93,6 +93,20 @@ pub(crate) struct Inner {
     pub(crate) data_arrived: Notify,
     pub(crate) groups: GroupService,
     pub(crate) bound: Mutex<Option<SocketAddr>>,
+    pub(crate) counters: Counters,
+}
+
+/// Traffic counters, for metrics.
+#[derive(Debug, Default)]
+pub struct Counters {
+    /// Records appended (produce and in-process appends).
+    pub appended_records: std::sync::atomic::AtomicU64,
+    /// Bytes of record batches appended.
+    pub appended_bytes: std::sync::atomic::AtomicU64,
+    /// Partition reads (fetches) served.
+    pub fetches: std::sync::atomic::AtomicU64,
+    /// Bytes of record batches returned by reads.
+    pub fetched_bytes: std::sync::atomic::AtomicU64,
 }
 
 /// The embedded queue. Cheap to clone.
@@ -152,6 +166,7 @@ impl Broker {
                 data_arrived: Notify::new(),
                 groups,
                 bound: Mutex::new(None),
+                counters: Counters::default(),
             }),
         })
     }
@@ -175,6 +190,77 @@ impl Broker {
             log,
             overrides: meta.configs.clone(),
         })
+    }
+
+    /// Changes a topic's config overrides (retention, flush policy, ...):
+    /// `set` entries replace or add, `remove` keys fall back to the broker
+    /// default. The partitions stay open; later appends and retention passes
+    /// use the new settings.
+    pub fn alter_topic_config(
+        &self,
+        name: &str,
+        set: &[(String, String)],
+        remove: &[String],
+    ) -> Result<()> {
+        let _admin = self
+            .inner
+            .topic_admin
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        let t = self
+            .topic(name)
+            .ok_or_else(|| QueueError::UnknownTopicOrPartition {
+                topic: name.to_string(),
+                partition: -1,
+            })?;
+        let mut configs = t.overrides.clone();
+        for k in remove {
+            configs.remove(k);
+        }
+        for (k, v) in set {
+            configs.insert(k.clone(), v.clone());
+        }
+        let log = topic::log_config(&self.inner.config, &configs)?;
+        let meta = TopicMeta {
+            name: name.to_string(),
+            id: t.id,
+            partitions: t.partitions.len() as u32,
+            configs: configs.clone(),
+        };
+        self.inner.state.put_topic(&meta)?;
+        let altered = Topic {
+            name: t.name.clone(),
+            id: t.id,
+            partitions: t.partitions.clone(),
+            log,
+            overrides: configs,
+        };
+        self.inner
+            .topics
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(name.to_string(), Arc::new(altered));
+        tracing::info!(topic = name, "altered topic config");
+        Ok(())
+    }
+
+    /// Woken on every append: in-process long polls wait on it.
+    pub fn data_arrived(&self) -> &Notify {
+        &self.inner.data_arrived
+    }
+
+    /// Append and fetch counters since start.
+    pub fn counters(&self) -> &Counters {
+        &self.inner.counters
+    }
+
+    /// Every group the queue knows: with live members or with committed offsets.
+    pub fn group_names(&self) -> Result<Vec<String>> {
+        let mut names = self.inner.state.groups()?;
+        names.extend(self.inner.groups.list().into_iter().map(|(n, _, _)| n));
+        names.sort();
+        names.dedup();
+        Ok(names)
     }
 
     /// The configuration in force.
@@ -335,7 +421,12 @@ impl Broker {
     pub fn append_raw(&self, topic: &str, partition: i32, batches: &[u8]) -> Result<Appended> {
         let (t, p) = self.partition(topic, partition)?;
         let r = p.append(batches, &t.log, now_ms_i64());
-        if r.is_ok() {
+        if let Ok(a) = &r {
+            use std::sync::atomic::Ordering::Relaxed;
+            let c = &self.inner.counters;
+            c.appended_records
+                .fetch_add((a.next_offset - a.base_offset).max(0) as u64, Relaxed);
+            c.appended_bytes.fetch_add(batches.len() as u64, Relaxed);
             self.inner.data_arrived.notify_waiters();
         }
         r
@@ -376,7 +467,12 @@ impl Broker {
         max_bytes: usize,
     ) -> Result<ReadResult> {
         let (_, p) = self.partition(topic, partition)?;
-        p.read(offset, max_bytes)
+        let r = p.read(offset, max_bytes)?;
+        use std::sync::atomic::Ordering::Relaxed;
+        let c = &self.inner.counters;
+        c.fetches.fetch_add(1, Relaxed);
+        c.fetched_bytes.fetch_add(r.data.len() as u64, Relaxed);
+        Ok(r)
     }
 
     /// Reads decoded messages from `offset`, up to `max_bytes` of batches.

@@ -17,6 +17,8 @@
 //! message published after it proves, by MQTT's per-subscriber ordering,
 //! that nothing else was queued before it.
 
+pub mod admin;
+
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

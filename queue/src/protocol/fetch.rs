@@ -78,6 +78,12 @@ fn build(broker: &Broker, version: i16, req: &FetchRequest) -> (FetchResponse, u
                     };
                     match result {
                         Ok(Some(r)) => {
+                            let c = broker.counters();
+                            c.fetches.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                            c.fetched_bytes.fetch_add(
+                                r.data.len() as u64,
+                                std::sync::atomic::Ordering::Relaxed,
+                            );
                             pd.high_watermark = r.high_watermark;
                             pd.last_stable_offset = r.high_watermark;
                             if version >= 5 {
