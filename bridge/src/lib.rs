@@ -164,18 +164,32 @@ impl Bridge {
             .clone()
     }
 
-    /// Starts the downlink consumers and the delay scheduler.
-    pub fn run(&self, hub: Arc<dyn HubPort>, shutdown: watch::Receiver<bool>) {
+    /// Starts the downlink consumers and the delay scheduler. The caller
+    /// waits for the returned tasks after signalling `shutdown`: they hold
+    /// the hub and the queue.
+    pub fn run(
+        &self,
+        hub: Arc<dyn HubPort>,
+        shutdown: watch::Receiver<bool>,
+    ) -> Vec<tokio::task::JoinHandle<()>> {
+        let mut tasks = Vec::new();
         let active = self.active();
         let (cfg, rules) = &*active;
         if !cfg.enabled {
-            return;
+            return tasks;
+        }
+        if let Some(sink) = self.sink.clone() {
+            let mut stop = shutdown.clone();
+            tasks.push(tokio::spawn(async move {
+                let _ = stop.changed().await;
+                sink.stop().await;
+            }));
         }
         if let Some(d) = &self.delay {
-            tokio::spawn(d.clone().run(hub.clone(), shutdown.clone()));
+            tasks.push(tokio::spawn(d.clone().run(hub.clone(), shutdown.clone())));
         }
-        let Some(q) = &self.queue else { return };
-        let consume = |topic: &str, group: &str, handler: Arc<dyn consumer::Handler>| {
+        let Some(q) = &self.queue else { return tasks };
+        let mut consume = |topic: &str, group: &str, handler: Arc<dyn consumer::Handler>| {
             let n = q.topic(topic).map_or(0, |t| t.partitions.len());
             for p in 0..n {
                 let c = consumer::PartitionConsumer {
@@ -184,7 +198,7 @@ impl Bridge {
                     partition: p as i32,
                     group: group.to_string(),
                 };
-                tokio::spawn(c.run(handler.clone(), shutdown.clone()));
+                tasks.push(tokio::spawn(c.run(handler.clone(), shutdown.clone())));
             }
         };
         for rule in &rules.downlink {
@@ -208,6 +222,7 @@ impl Bridge {
                 consume(&format!("{topic}.retry"), &cfg.retry.group, Arc::new(r));
             }
         }
+        tasks
     }
 
     /// Replaces the uplink rules and the de-duplication property (downlink

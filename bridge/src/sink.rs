@@ -12,11 +12,12 @@
 //! is durably kept. Storage errors are returned, so the device is refused
 //! and resends.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use queue::QueueError;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::task::JoinHandle;
 
 use crate::counters::Counters;
 use crate::headers;
@@ -47,6 +48,14 @@ struct Job {
 #[derive(Clone)]
 pub struct EmbeddedSink {
     tx: mpsc::Sender<Job>,
+    stopper: Arc<Stopper>,
+}
+
+/// Ends the append task on request, so the hub's shutdown knows when the
+/// queue is no longer held (a restart in the same process reopens it).
+struct Stopper {
+    stop: watch::Sender<bool>,
+    task: Mutex<Option<JoinHandle<()>>>,
 }
 
 /// Resolves when a record is durable (or failed).
@@ -55,8 +64,30 @@ pub type Pending = oneshot::Receiver<Result<(), SinkError>>;
 impl EmbeddedSink {
     pub fn start(queue: queue::Broker, counters: Arc<Counters>) -> EmbeddedSink {
         let (tx, rx) = mpsc::channel(CHANNEL);
-        tokio::spawn(run(queue, counters, rx));
-        EmbeddedSink { tx }
+        let (stop, stop_rx) = watch::channel(false);
+        let task = tokio::spawn(run(queue, counters, rx, stop_rx));
+        EmbeddedSink {
+            tx,
+            stopper: Arc::new(Stopper {
+                stop,
+                task: Mutex::new(Some(task)),
+            }),
+        }
+    }
+
+    /// Appends what is already queued, then lets go of the queue; later
+    /// sends fail with `Stopped`. Returns when the task has ended.
+    pub async fn stop(&self) {
+        let _ = self.stopper.stop.send(true);
+        let task = self
+            .stopper
+            .task
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if let Some(t) = task {
+            let _ = t.await;
+        }
     }
 
     /// Queues a record; waits only while the channel is full.
@@ -74,9 +105,31 @@ impl EmbeddedSink {
     }
 }
 
-async fn run(queue: queue::Broker, counters: Arc<Counters>, mut rx: mpsc::Receiver<Job>) {
+async fn run(
+    queue: queue::Broker,
+    counters: Arc<Counters>,
+    mut rx: mpsc::Receiver<Job>,
+    mut stop: watch::Receiver<bool>,
+) {
     let mut jobs = Vec::with_capacity(BATCH);
-    while rx.recv_many(&mut jobs, BATCH).await > 0 {
+    let mut stopping = false;
+    loop {
+        let n = if stopping {
+            rx.recv_many(&mut jobs, BATCH).await
+        } else {
+            tokio::select! {
+                n = rx.recv_many(&mut jobs, BATCH) => n,
+                // Stop taking new records; what is queued is still appended.
+                _ = stop.changed() => {
+                    stopping = true;
+                    rx.close();
+                    continue;
+                }
+            }
+        };
+        if n == 0 {
+            break;
+        }
         let batch = std::mem::take(&mut jobs);
         let q = queue.clone();
         let c = counters.clone();

@@ -21,11 +21,11 @@ pub fn start(
     broker: &Arc<Broker>,
     queue: Option<queue::Broker>,
     shutdown: watch::Receiver<bool>,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Vec<tokio::task::JoinHandle<()>>> {
     let b = Bridge::new(&broker.config.bridge, queue)?;
-    b.run(Arc::new(HubSide(broker.clone())), shutdown);
+    let tasks = b.run(Arc::new(HubSide(broker.clone())), shutdown);
     let _ = broker.bridge.set(b);
-    Ok(())
+    Ok(tasks)
 }
 
 /// Re-reads the config file and swaps the uplink rules; the old rules stay

@@ -249,11 +249,16 @@ impl<S: Transport> Connection<S> {
             }
             let broker = self.broker.clone();
             let peer = self.peer.clone();
+            // The listener slot goes last: shutdown waits for every slot and
+            // then expects nothing to hold the broker any more.
+            let slot = self.slot.take();
             Box::pin(self.finish()).await;
             Metrics::dec(&broker.metrics.connections_current);
             if let Some(p) = &peer {
                 broker.metrics.listener_connection(&p.listener, false);
             }
+            drop(broker);
+            drop(slot);
         }
     }
 

@@ -36,6 +36,10 @@ pub struct HubHandle {
     /// The embedded queue, for in-process use (bridge, admin API, tests).
     pub queue: Option<queue::Broker>,
     queue_task: Option<tokio::task::JoinHandle<()>>,
+    /// Background tasks holding the broker (and through it the queue and
+    /// the bridge): shutdown waits for them, so a restart in the same
+    /// process can reopen the stores.
+    background: Vec<tokio::task::JoinHandle<()>>,
     shutdown: watch::Sender<bool>,
     permits: Arc<Semaphore>,
     max_connections: usize,
@@ -61,6 +65,7 @@ pub async fn start(config: Config) -> anyhow::Result<HubHandle> {
     let broker = Arc::new(Broker::new(config, store));
     restore(&broker, loaded);
     let (shutdown, shutdown_rx) = watch::channel(false);
+    let mut background = Vec::new();
     let shutdown_rx_queue = shutdown_rx.clone();
     let shutdown_rx_bridge = shutdown_rx.clone();
     let permits = Arc::new(Semaphore::new(max_connections));
@@ -68,20 +73,29 @@ pub async fn start(config: Config) -> anyhow::Result<HubHandle> {
 
     let shutdown_rx_accept = shutdown_rx.clone();
     if broker.config.sys.enabled {
-        tokio::spawn(crate::sys::run(broker.clone(), shutdown_rx.clone()));
+        background.push(tokio::spawn(crate::sys::run(
+            broker.clone(),
+            shutdown_rx.clone(),
+        )));
     }
-    tokio::spawn(expiry_loop(broker.clone(), shutdown_rx.clone()));
-    tokio::spawn(deadline_loop(broker.clone(), shutdown_rx.clone()));
+    background.push(tokio::spawn(expiry_loop(
+        broker.clone(),
+        shutdown_rx.clone(),
+    )));
+    background.push(tokio::spawn(deadline_loop(
+        broker.clone(),
+        shutdown_rx.clone(),
+    )));
     let (queue, queue_addr, queue_task) =
         match start_queue(&broker.config, shutdown_rx_queue).await? {
             Some((q, addr, task)) => (Some(q), Some(addr), Some(task)),
             None => (None, None, None),
         };
-    tokio::spawn(crate::alerts::run(
+    background.push(tokio::spawn(crate::alerts::run(
         broker.clone(),
         queue.clone(),
         shutdown_rx.clone(),
-    ));
+    )));
     let admin_addr = if broker.config.admin.enabled {
         // The MQTT service does not depend on the admin API: if its port is
         // taken, say so loudly and keep serving devices.
@@ -93,7 +107,8 @@ pub async fn start(config: Config) -> anyhow::Result<HubHandle> {
             consumers: Default::default(),
         };
         match crate::admin::serve(state, broker.config.admin.listen, shutdown_rx).await {
-            Ok(addr) => {
+            Ok((addr, task)) => {
+                background.push(task);
                 tracing::info!(%addr, "admin API ready");
                 Some(addr)
             }
@@ -105,15 +120,17 @@ pub async fn start(config: Config) -> anyhow::Result<HubHandle> {
     } else {
         None
     };
-    crate::bridge_glue::start(&broker, queue.clone(), shutdown_rx_bridge)
-        .context("cannot start the bridge")?;
+    background.extend(
+        crate::bridge_glue::start(&broker, queue.clone(), shutdown_rx_bridge)
+            .context("cannot start the bridge")?,
+    );
     // Devices are let in only once the bridge is there to take their messages.
-    tokio::spawn(accept_loop(
+    background.push(tokio::spawn(accept_loop(
         broker.clone(),
         listener,
         permits.clone(),
         shutdown_rx_accept,
-    ));
+    )));
     Ok(HubHandle {
         broker,
         mqtt_addr,
@@ -121,6 +138,7 @@ pub async fn start(config: Config) -> anyhow::Result<HubHandle> {
         queue_addr,
         queue,
         queue_task,
+        background,
         shutdown,
         permits,
         max_connections,
@@ -362,6 +380,9 @@ impl HubHandle {
             .is_err()
         {
             tracing::warn!("some connections did not close in time");
+        }
+        for task in self.background.drain(..) {
+            let _ = tokio::time::timeout(SHUTDOWN_GRACE, task).await;
         }
         if let Some(task) = self.queue_task.take() {
             // The queue flushes its logs before `serve` returns.

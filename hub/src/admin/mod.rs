@@ -140,13 +140,13 @@ pub async fn serve(
     state: AdminState,
     addr: SocketAddr,
     mut shutdown: watch::Receiver<bool>,
-) -> anyhow::Result<SocketAddr> {
+) -> anyhow::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
     let listener = TcpListener::bind(addr)
         .await
         .with_context(|| format!("cannot listen for the admin API on {addr}"))?;
     let local = listener.local_addr()?;
     let app = router(state);
-    tokio::spawn(async move {
+    let task = tokio::spawn(async move {
         let result = axum::serve(listener, app)
             .with_graceful_shutdown(async move {
                 let _ = shutdown.changed().await;
@@ -156,5 +156,5 @@ pub async fn serve(
             tracing::error!(error = %e, "admin API stopped");
         }
     });
-    Ok(local)
+    Ok((local, task))
 }
