@@ -311,7 +311,12 @@ impl<S: Transport> Connection<S> {
                     let rri = c.properties.request_response_information == Some(1);
                     self.sync_barrier().await;
                     self.session.accept(assigned_id, resumed, rri);
-                    crate::admin::clients::attach_info(&session, Some(Arc::new(self.peer())), &c);
+                    crate::admin::clients::attach_info(
+                        &session,
+                        self.peer.clone(),
+                        self.stream.peer_addr(),
+                        &c,
+                    );
                     self.attached = Some(Attached { session });
                 }
                 Event::Publish(p) => {

@@ -20,21 +20,32 @@ use crate::trace::now_ms;
 /// The last connection of a session, as the admin API shows it.
 #[derive(Debug, Clone)]
 pub struct ClientInfo {
+    /// What the listener knows (shared by its connections, so not a copy
+    /// per client); the remote address is kept beside it.
     pub peer: Option<Arc<PeerInfo>>,
+    pub remote: Option<std::net::SocketAddr>,
     pub connected_ms: u64,
     pub keep_alive: u16,
     pub clean_start: bool,
-    pub username: Option<String>,
+    pub username: Option<Box<str>>,
 }
 
 /// Records who connected, when the connection attaches to its session.
-pub fn attach_info(session: &SessionShared, peer: Option<Arc<PeerInfo>>, c: &Connect) {
+/// Kept small (one 80-byte allocation per session): every connected
+/// device pays for it.
+pub fn attach_info(
+    session: &SessionShared,
+    peer: Option<Arc<PeerInfo>>,
+    remote: Option<std::net::SocketAddr>,
+    c: &Connect,
+) {
     let info = ClientInfo {
         peer,
+        remote,
         connected_ms: now_ms(),
         keep_alive: c.keep_alive,
         clean_start: c.clean_start,
-        username: c.username.clone(),
+        username: c.username.as_deref().map(Box::from),
     };
     session.inner().client_info = Some(Box::new(info));
 }
@@ -102,9 +113,11 @@ pub fn view(s: &SessionShared) -> SessionView {
         queued_bytes,
         inflight: inner.parked.as_ref().map_or(0, |p| p.outgoing.len()),
         listener: peer.map(|p| p.listener.to_string()),
-        remote: peer.and_then(|p| p.remote).map(|r| r.to_string()),
+        remote: info
+            .and_then(|i| i.remote.or(peer.and_then(|p| p.remote)))
+            .map(|r| r.to_string()),
         cert_identity: peer.and_then(|p| p.cert_identity.clone()),
-        username: info.and_then(|i| i.username.clone()),
+        username: info.and_then(|i| i.username.as_deref().map(String::from)),
         keep_alive: info.map(|i| i.keep_alive),
         clean_start: info.map(|i| i.clean_start),
         connected_at_ms: info.map(|i| i.connected_ms),
