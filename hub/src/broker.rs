@@ -32,6 +32,8 @@ pub struct Broker {
     pub store: Store,
     pub metrics: Metrics,
     pub started: Instant,
+    /// Authentication, ACL, tenants and rate limits.
+    pub security: crate::access::Security,
     next_id: AtomicU64,
 }
 
@@ -179,7 +181,13 @@ impl Broker {
             max_client_id_len: l.max_client_id_length,
             response_information: config.mqtt.response_information_prefix.clone(),
         };
+        let security = crate::access::Security::from_config(&config).unwrap_or_else(|e| {
+            // `server::start` checks this first; here, fail closed.
+            tracing::error!(error = %e, "security settings unusable; refusing every client");
+            crate::access::Security::locked()
+        });
         Broker {
+            security,
             config,
             server_cfg: Arc::new(server_cfg),
             sessions: DashMap::new(),

@@ -21,6 +21,14 @@ pub struct Config {
     /// The embedded Kafka-protocol queue (see the queue crate's config).
     pub queue: queue::QueueConfig,
     pub log: LogConfig,
+    /// Who may connect (anonymous, credentials file, certificates, JWT).
+    pub auth: crate::auth::AuthConfig,
+    /// Who may publish and subscribe where.
+    pub acl: crate::acl::AclConfig,
+    /// Per-tenant limits.
+    pub tenants: crate::tenant::TenantConfig,
+    /// Per-connection read rates and per-listener accept rates.
+    pub rate_limits: crate::ratelimit::RateLimitConfig,
 }
 
 impl Default for Config {
@@ -34,6 +42,10 @@ impl Default for Config {
             admin: AdminConfig::default(),
             queue: queue::QueueConfig::default(),
             log: LogConfig::default(),
+            auth: Default::default(),
+            acl: Default::default(),
+            tenants: Default::default(),
+            rate_limits: Default::default(),
         }
     }
 }
@@ -274,6 +286,15 @@ impl Config {
         }
         if self.sys.enabled && self.sys.interval_secs == 0 {
             return invalid("sys.interval_secs", "must be at least 1");
+        }
+        for check in [
+            self.acl.validate(),
+            self.tenants.validate(),
+            self.rate_limits.validate(),
+        ] {
+            if let Err((field, message)) = check {
+                return Err(ConfigError::Invalid { field, message });
+            }
         }
         Ok(())
     }

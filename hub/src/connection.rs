@@ -16,6 +16,7 @@ use mqtt::{codec, LastWill, Protocol, QoS, ReasonCode};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::{oneshot, watch, OwnedSemaphorePermit};
 
+use crate::access::Access;
 use crate::admission::Admission;
 use crate::broker::Broker;
 use crate::metrics::Metrics;
@@ -56,6 +57,9 @@ pub struct Connection<S> {
     /// Set by the listener; shared because most connections of a listener
     /// differ only in the remote address.
     peer: Option<Arc<PeerInfo>>,
+    /// Rights, namespace and limits decided at CONNECT (boxed: idle
+    /// connections stay small).
+    access: Option<Box<Access>>,
 }
 
 impl<S: Transport> Connection<S> {
@@ -75,6 +79,7 @@ impl<S: Transport> Connection<S> {
             close: None,
             slot: None,
             peer: None,
+            access: None,
         }
     }
 
@@ -125,7 +130,8 @@ impl<S: Transport> Connection<S> {
                 // Nothing half-read: give the buffer back while idle.
                 self.rbuf = BytesMut::new();
             }
-            let timeout = self.session.poll_timeout();
+            let timeout = self.next_deadline();
+            let pause = self.read_pause();
             let notify = self.attached.as_ref().map(|a| a.session.clone());
             tokio::select! {
                 // A takeover or admin kick closes us with its reason.
@@ -139,6 +145,10 @@ impl<S: Transport> Connection<S> {
                 // Bytes from the client. The read buffer is only allocated
                 // once the socket is readable.
                 read = async {
+                    if let Some(until) = pause {
+                        // Over a rate limit: stop reading; TCP pushes back on the client.
+                        tokio::time::sleep_until(until.into()).await;
+                    }
                     if self.rbuf.capacity() == 0 {
                         self.stream.readable().await?;
                         // Small first: most wake-ups of a quiet client carry one
@@ -153,6 +163,7 @@ impl<S: Transport> Connection<S> {
                         Ok(0) | Err(_) => self.session.connection_lost(),
                         Ok(n) => {
                             Metrics::add(&self.broker.metrics.bytes_in, n as u64);
+                            self.charge(0, n);
                             self.decode_input();
                         }
                     }
@@ -161,7 +172,7 @@ impl<S: Transport> Connection<S> {
                 _ = async { match &notify { Some(s) => s.notify.notified().await, None => std::future::pending().await } } => {}
                 // Keep-alive or connect deadline.
                 _ = async { match timeout { Some(t) => tokio::time::sleep_until(t.into()).await, None => std::future::pending().await } } => {
-                    self.session.handle_timeout(Instant::now());
+                    self.on_timeout(Instant::now());
                 }
             }
         }
@@ -207,7 +218,18 @@ impl<S: Transport> Connection<S> {
     async fn process_events(&mut self) {
         while let Some(event) = self.session.poll_event() {
             match event {
-                Event::Connect(c) => {
+                Event::Connect(mut c) => {
+                    let security = &self.broker.security;
+                    match security
+                        .admit(&self.broker.metrics, self.peer.as_deref(), &mut c)
+                        .await
+                    {
+                        Ok(access) => self.access = Some(Box::new(access)),
+                        Err(code) => {
+                            self.session.reject(code);
+                            continue;
+                        }
+                    }
                     let Admission {
                         session,
                         resumed,
@@ -221,13 +243,26 @@ impl<S: Transport> Connection<S> {
                     self.session.accept(assigned_id, resumed, rri);
                     self.attached = Some(Attached { session, kicked });
                 }
-                Event::Publish(p) => {
+                Event::Publish(mut p) => {
                     Metrics::inc(&self.broker.metrics.messages_in);
-                    let message = Arc::new(Message::from_publish(
-                        &p,
-                        self.session.client_id().clone(),
-                        Instant::now(),
-                    ));
+                    self.charge(1, 0);
+                    match self
+                        .access
+                        .as_ref()
+                        .map(|a| a.publish_topic(&self.broker.security, &p.topic))
+                    {
+                        Some(Some(topic)) => p.topic = topic,
+                        _ => {
+                            self.publish_denied(&p);
+                            continue;
+                        }
+                    }
+                    // The hub-side id: a tenant client's is under its namespace.
+                    let publisher = match &self.attached {
+                        Some(a) => a.session.client_id.clone(),
+                        None => self.session.client_id().clone(),
+                    };
+                    let message = Arc::new(Message::from_publish(&p, publisher, Instant::now()));
                     let mut outcome = self.broker.publish(message).await;
                     if p.qos == QoS::ExactlyOnce {
                         // The packet id must outlive a crash too, or a resent
@@ -265,15 +300,22 @@ impl<S: Transport> Connection<S> {
                         }
                     }
                 }
-                Event::Subscribe(s) => {
+                Event::Subscribe(mut s) => {
                     if let Some(a) = &self.attached {
                         let session = a.session.clone();
-                        let reasons = self.broker.subscribe(&session, &s).await;
+                        let denied = self.map_subscribe(&mut s);
+                        let granted = self.broker.subscribe(&session, &s).await;
+                        let reasons = crate::access::merge_suback(&denied, granted);
                         self.sync_barrier().await;
                         self.session.suback(s.pkid, reasons);
                     }
                 }
-                Event::Unsubscribe(u) => {
+                Event::Unsubscribe(mut u) => {
+                    if let Some(access) = &self.access {
+                        for f in &mut u.filters {
+                            *f = access.map_filter(f);
+                        }
+                    }
                     if let Some(a) = &self.attached {
                         let session = a.session.clone();
                         let reasons = self.broker.unsubscribe(&session, &u).await;
@@ -318,6 +360,94 @@ impl<S: Transport> Connection<S> {
                 }
             }
         }
+    }
+
+    /// The session's own timer, or the end of the client's token if sooner.
+    fn next_deadline(&self) -> Option<Instant> {
+        let own = self.session.poll_timeout();
+        match self.access.as_ref().and_then(|a| a.expires_at) {
+            Some(t) => Some(own.map_or(t, |o| o.min(t))),
+            None => own,
+        }
+    }
+
+    fn on_timeout(&mut self, now: Instant) {
+        if self
+            .access
+            .as_ref()
+            .and_then(|a| a.expires_at)
+            .is_some_and(|t| now >= t)
+        {
+            Metrics::inc(&self.broker.metrics.sessions_token_expired);
+            // Only once: the close below ends the loop.
+            if let Some(a) = self.access.as_mut() {
+                a.expires_at = None;
+            }
+            self.session
+                .close_by_server(ReasonCode::MAXIMUM_CONNECT_TIME);
+        } else {
+            self.session.handle_timeout(now);
+        }
+    }
+
+    /// When reads may resume, if a rate limit holds them now.
+    fn read_pause(&mut self) -> Option<Instant> {
+        let a = self.access.as_mut().filter(|a| a.limiter.is_active())?;
+        let until = a.limiter.pause_until(Instant::now());
+        if until.is_some() {
+            Metrics::inc(&self.broker.metrics.rate_limit_pauses);
+        }
+        until
+    }
+
+    fn charge(&mut self, messages: u64, bytes: usize) {
+        if let Some(a) = self.access.as_mut().filter(|a| a.limiter.is_active()) {
+            a.limiter.charge(messages, bytes as u64, Instant::now());
+        }
+    }
+
+    /// A publish the ACL refuses: v5 gets PUBACK/PUBREC 0x87; v3 has no
+    /// negative acknowledgement, so it is acknowledged and dropped with the
+    /// connection kept (as mosquitto does).
+    fn publish_denied(&mut self, p: &mqtt::Publish) {
+        Metrics::inc(&self.broker.metrics.acl_denied);
+        tracing::debug!(conn = self.id, topic = %p.topic, "publish denied");
+        if p.qos != QoS::AtMostOnce {
+            let reason = if self.session.protocol() == Protocol::V5 {
+                ReasonCode::NOT_AUTHORIZED
+            } else {
+                ReasonCode::SUCCESS
+            };
+            self.session.publish_done(p.qos, p.pkid, reason);
+        }
+    }
+
+    /// Moves a SUBSCRIBE's filters into the client's namespace and takes out
+    /// the ones the ACL refuses; returns which positions were refused.
+    fn map_subscribe(&mut self, s: &mut mqtt::Subscribe) -> Vec<bool> {
+        let security = &self.broker.security;
+        let mut denied = Vec::with_capacity(s.filters.len());
+        s.filters.retain_mut(|f| {
+            match self
+                .access
+                .as_ref()
+                .and_then(|a| a.subscribe_filter(security, &f.filter))
+            {
+                Some(filter) => {
+                    f.filter = filter;
+                    denied.push(false);
+                    true
+                }
+                None => {
+                    denied.push(true);
+                    false
+                }
+            }
+        });
+        for _ in denied.iter().filter(|d| **d) {
+            Metrics::inc(&self.broker.metrics.acl_denied);
+        }
+        denied
     }
 
     /// Under `sync`, CONNACK, SUBACK and UNSUBACK wait until the session

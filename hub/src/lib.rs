@@ -3,20 +3,25 @@
 //! first, so tests, the loadtest simulation and the edge agent can run it
 //! in-process; `main.rs` is a thin CLI over `server::start`.
 
+pub mod access;
+pub mod acl;
 pub mod admin;
 pub mod admission;
+pub mod auth;
 pub mod broker;
 pub mod config;
 pub mod connection;
 pub mod metrics;
 pub mod outbox;
 pub mod peer;
+pub mod ratelimit;
 pub mod router;
 pub mod server;
 pub mod session;
 pub mod store;
 pub mod subscriptions;
 pub mod sys;
+pub mod tenant;
 pub mod transport;
 
 pub use config::Config;

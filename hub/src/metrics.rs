@@ -21,6 +21,14 @@ pub struct Metrics {
     pub dropped_no_subscribers: AtomicU64,
     pub protocol_errors: AtomicU64,
     pub sessions_expired: AtomicU64,
+    /// CONNECTs refused for wrong, expired or missing credentials.
+    pub auth_failures: AtomicU64,
+    /// Publishes and subscriptions refused by the ACL.
+    pub acl_denied: AtomicU64,
+    /// Times a connection's reads were paused by a rate limit.
+    pub rate_limit_pauses: AtomicU64,
+    /// Sessions closed because their token expired.
+    pub sessions_token_expired: AtomicU64,
 }
 
 impl Metrics {

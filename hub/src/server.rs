@@ -19,6 +19,7 @@ use crate::connection::Connection;
 use crate::metrics::Metrics;
 use crate::outbox::Queued;
 use crate::peer::PeerInfo;
+use crate::ratelimit::accept::AcceptLimiter;
 use crate::router::trie::SubEntry;
 use crate::session::SessionShared;
 use crate::store::{Loaded, LoadedDelivery, LoadedSession, Store};
@@ -44,6 +45,8 @@ pub struct HubHandle {
 
 /// Starts the hub in the current tokio runtime.
 pub async fn start(config: Config) -> anyhow::Result<HubHandle> {
+    // Unreadable credentials or keys stop the start, rather than lock everyone out.
+    crate::access::Security::from_config(&config).map_err(anyhow::Error::msg)?;
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("cannot create data folder {}", config.data_dir.display()))?;
     let db_path = config.data_dir.join("hub.redb");
@@ -267,7 +270,15 @@ async fn accept_loop(
     mut shutdown: watch::Receiver<bool>,
 ) {
     let listener_name: Arc<str> = Arc::from("tcp");
+    let pace = AcceptLimiter::for_listener(&broker.config.rate_limits, &listener_name);
     loop {
+        if let Some(pace) = &pace {
+            // Connect storms wait in the listen backlog, admitted at the set rate.
+            tokio::select! {
+                _ = pace.ready() => {}
+                _ = shutdown.changed() => return,
+            }
+        }
         let accepted = tokio::select! {
             a = listener.accept() => a,
             _ = shutdown.changed() => return,
