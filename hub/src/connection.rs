@@ -146,8 +146,10 @@ impl<S: Transport> Connection<S> {
                 // once the socket is readable.
                 read = async {
                     if let Some(until) = pause {
-                        // Over a rate limit: stop reading; TCP pushes back on the client.
+                        // Over a rate limit: no reading (TCP pushes back on the
+                        // client), then decode what is already buffered first.
                         tokio::time::sleep_until(until.into()).await;
+                        return Ok(None);
                     }
                     if self.rbuf.capacity() == 0 {
                         self.stream.readable().await?;
@@ -157,11 +159,12 @@ impl<S: Transport> Connection<S> {
                     } else if self.rbuf.capacity() - self.rbuf.len() < READ_CHUNK / 4 {
                         self.rbuf.reserve(READ_CHUNK);
                     }
-                    self.stream.read_buf(&mut self.rbuf).await
+                    self.stream.read_buf(&mut self.rbuf).await.map(Some)
                 } => {
                     match read {
-                        Ok(0) | Err(_) => self.session.connection_lost(),
-                        Ok(n) => {
+                        Ok(None) => self.decode_input(),
+                        Ok(Some(0)) | Err(_) => self.session.connection_lost(),
+                        Ok(Some(n)) => {
                             Metrics::add(&self.broker.metrics.bytes_in, n as u64);
                             self.charge(0, n);
                             self.decode_input();
@@ -190,9 +193,18 @@ impl<S: Transport> Connection<S> {
             if self.session.is_closed() || self.session.is_admitting() {
                 return;
             }
+            if self.read_pause().is_some() {
+                // Rate limited: the rest waits in the buffer.
+                return;
+            }
             let protocol = self.session.protocol();
             match codec::decode(&mut self.rbuf, protocol, max) {
-                Ok(Some(packet)) => self.session.handle_packet(packet, now),
+                Ok(Some(packet)) => {
+                    if matches!(packet, mqtt::Packet::Publish(_)) {
+                        self.charge(1, 0);
+                    }
+                    self.session.handle_packet(packet, now)
+                }
                 Ok(None) => return,
                 Err(e) => {
                     Metrics::inc(&self.broker.metrics.protocol_errors);
@@ -245,7 +257,6 @@ impl<S: Transport> Connection<S> {
                 }
                 Event::Publish(mut p) => {
                     Metrics::inc(&self.broker.metrics.messages_in);
-                    self.charge(1, 0);
                     match self
                         .access
                         .as_ref()
