@@ -362,6 +362,27 @@ mod tests {
     }
 
     #[test]
+    fn security_sections_parse_and_typos_are_named() {
+        let c = Config::parse(
+            "[auth]\nanonymous = false\n[auth.listeners.tcp]\nanonymous = true\n\
+             [tenants]\nmax_connections = 5\n[tenants.overrides.acme]\nmax_connections = 9\n\
+             [rate_limits.listeners.tcp]\naccept_per_sec = 100\n",
+        )
+        .unwrap();
+        assert!(!c.auth.anonymous);
+        assert_eq!(c.auth.listeners["tcp"].anonymous, Some(true));
+        assert_eq!(c.tenants.defaults.max_connections, Some(5));
+        let err = Config::parse("[tenants]\nmax_conections = 5\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("max_conections"), "{err}");
+        let err = Config::parse("[[acl.rules]]\npermission = \"allow\"\ntopic = \"a/#/b\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("acl.rules"), "{err}");
+    }
+
+    #[test]
     fn shipped_example_config_loads() {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs/hub.toml");
         Config::load(&path).unwrap();
