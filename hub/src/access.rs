@@ -81,21 +81,11 @@ impl Security {
             limiter: ReadLimiter::default(),
             _slot: None,
         };
-        if let Some(will) = &connect.will {
-            if !access.may(self, Action::Publish, &will.topic) {
-                Metrics::inc(&metrics.acl_denied);
-                return Err(ReasonCode::NOT_AUTHORIZED);
-            }
-        }
         let tenant_rates = match identity.tenant {
             Some(t) => {
                 let slot = self.tenants.enter(&t).ok_or(ReasonCode::QUOTA_EXCEEDED)?;
-                let ns = Namespace::new(&t);
-                connect.client_id = ns.client_id(&connect.client_id);
-                if let Some(will) = &mut connect.will {
-                    will.topic = ns.topic(&will.topic);
-                }
                 let rates = slot.rates.clone();
+                let ns = Namespace::new(&t);
                 access.tenant = Some((t, ns));
                 access._slot = Some(slot);
                 rates
@@ -105,6 +95,18 @@ impl Security {
             }
             None => None,
         };
+        if let Some(will) = &connect.will {
+            if !access.may(self, Action::Publish, &will.topic) {
+                Metrics::inc(&metrics.acl_denied);
+                return Err(ReasonCode::NOT_AUTHORIZED);
+            }
+        }
+        if let Some((_, ns)) = &access.tenant {
+            connect.client_id = ns.client_id(&connect.client_id);
+            if let Some(will) = &mut connect.will {
+                will.topic = ns.topic(&will.topic);
+            }
+        }
         let own = Rates::new(self.rates.messages_per_sec, self.rates.bytes_per_sec, now);
         access.limiter = ReadLimiter::new(own, tenant_rates);
         Ok(access)

@@ -46,6 +46,12 @@ async fn stats(State(b): State<Arc<Broker>>) -> Json<Value> {
         },
         "protocol_errors": Metrics::get(&m.protocol_errors),
         "sessions_expired": Metrics::get(&m.sessions_expired),
+        "security": {
+            "auth_failures": Metrics::get(&m.auth_failures),
+            "acl_denied": Metrics::get(&m.acl_denied),
+            "rate_limit_pauses": Metrics::get(&m.rate_limit_pauses),
+            "sessions_token_expired": Metrics::get(&m.sessions_token_expired),
+        },
     }))
 }
 

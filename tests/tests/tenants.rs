@@ -239,3 +239,26 @@ async fn tenant_from_a_token_claim() {
     let leaked = drain_until_marker(&mut rival, 9).await;
     assert!(leaked.is_empty(), "rival tenant saw {leaked:?}");
 }
+
+#[tokio::test]
+async fn a_tenant_clients_will_stays_in_its_tenant() {
+    let hub = hub_with_tenants(|_| {}).await;
+    let mut mate = login(hub.addr, Protocol::V5, "mate", "acme-main", "a").await;
+    mate.sub(1, "status/#", QoS::AtLeastOnce).await;
+    let mut rival = login(hub.addr, Protocol::V5, "spy", "globex", "g").await;
+    rival.sub(1, "#", QoS::AtLeastOnce).await;
+    let mut c = tests::connect_packet(Protocol::V5, "dying", true);
+    c.username = Some("acme-main".into());
+    c.password = Some(bytes::Bytes::from_static(b"a"));
+    c.will = Some(tests::will("status/dying", b"gone", QoS::AtLeastOnce));
+    let (dying, ack) = RawClient::connect_with(hub.addr, c).await;
+    assert_eq!(ack.code, ReasonCode::SUCCESS);
+    drop(dying);
+    let p = mate.recv_publish_ack().await;
+    assert_eq!(
+        (p.topic.as_str(), &p.payload[..]),
+        ("status/dying", &b"gone"[..])
+    );
+    let leaked = drain_until_marker(&mut rival, 7).await;
+    assert!(leaked.is_empty(), "rival tenant saw {leaked:?}");
+}
