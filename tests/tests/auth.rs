@@ -276,3 +276,44 @@ async fn certificate_identity_logs_in_where_configured() {
     let (_c, ack) = connect_as(hub.addr, Protocol::V5, "x", Some("meter-7"), None).await;
     assert_eq!(ack.code, ReasonCode::NOT_AUTHORIZED);
 }
+
+/// Runs mosquitto_pub with credentials; returns (success, stderr).
+async fn mosquitto_pub_as(hub: &TestHub, version: &str, user: &str, pw: &str) -> (bool, String) {
+    let out = within(
+        "mosquitto_pub",
+        tokio::process::Command::new("mosquitto_pub")
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &hub.port().to_string(),
+                "-V",
+                version,
+            ])
+            .args(["-u", user, "-P", pw, "-t", "t", "-m", "x", "-q", "1"])
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .expect("mosquitto_pub runs (install: .ci/install-deps.sh)");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test]
+async fn mosquitto_clients_log_in_and_are_refused() {
+    let hub = locked_hub().await;
+    for version in ["mqttv5", "mqttv311"] {
+        let (ok, err) = mosquitto_pub_as(&hub, version, "alice", "wonderland").await;
+        assert!(ok, "{version}: {err}");
+        let (ok, err) = mosquitto_pub_as(&hub, version, "alice", "nope").await;
+        assert!(!ok, "{version}: wrong password accepted");
+        let err = err.to_lowercase();
+        assert!(
+            err.contains("bad user") || err.contains("not authori"),
+            "{version}: {err}"
+        );
+    }
+}
