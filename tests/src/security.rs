@@ -152,12 +152,5 @@ pub fn rs256(claims: serde_json::Value, private_pem: &[u8]) -> String {
 
 /// A rule for sub-accounts and configs.
 pub fn rule(permission: hub::acl::Permission, action: hub::acl::Action, topic: &str) -> Rule {
-    Rule {
-        permission,
-        action,
-        topic: topic.to_owned(),
-        user: None,
-        client_id: None,
-        tenant: None,
-    }
+    Rule::new(permission, action, topic)
 }

@@ -50,6 +50,20 @@ pub struct Rule {
     pub tenant: Option<String>,
 }
 
+impl Rule {
+    /// A rule for everyone (no user, client id or tenant selector).
+    pub fn new(permission: Permission, action: Action, topic: &str) -> Rule {
+        Rule {
+            permission,
+            action,
+            topic: topic.to_owned(),
+            user: None,
+            client_id: None,
+            tenant: None,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AclConfig {
@@ -256,14 +270,7 @@ topic = "admin/#"
     #[test]
     fn sub_account_rules_only_narrow() {
         let acl = AclConfig::default();
-        let sub = vec![vec![Rule {
-            permission: Permission::Allow,
-            action: Action::All,
-            topic: "sensors/#".into(),
-            user: None,
-            client_id: None,
-            tenant: None,
-        }]];
+        let sub = vec![vec![Rule::new(Permission::Allow, Action::All, "sensors/#")]];
         assert!(allowed(&acl, &sub, WHO, Action::Publish, "sensors/t"));
         assert!(!allowed(&acl, &sub, WHO, Action::Publish, "actuators/t"));
         let strict = AclConfig {

@@ -129,12 +129,5 @@ fn parse_rule(permission: Permission, spec: &str) -> anyhow::Result<Rule> {
         Some(("all", t)) => (Action::All, t),
         _ => (Action::All, spec),
     };
-    Ok(Rule {
-        permission,
-        action,
-        topic: topic.to_owned(),
-        user: None,
-        client_id: None,
-        tenant: None,
-    })
+    Ok(Rule::new(permission, action, topic))
 }
