@@ -56,8 +56,7 @@ pub async fn start(config: Config) -> anyhow::Result<HubHandle> {
         Duration::from_millis(config.persistence.flush_interval_ms),
     )
     .with_context(|| format!("cannot open state database {}", db_path.display()))?;
-    let listener = TcpListener::bind(config.mqtt.listen)
-        .await
+    let listener = crate::ratelimit::accept::bind(config.mqtt.listen)
         .with_context(|| format!("cannot listen for MQTT on {}", config.mqtt.listen))?;
     let mqtt_addr = listener.local_addr()?;
     let max_connections = config.limits.max_connections;

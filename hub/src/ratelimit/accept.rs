@@ -4,10 +4,30 @@
 //! the CPU. Connections waiting their turn stay in the listen backlog (the
 //! kernel's bound; beyond it, clients retry their SYN).
 
+use std::net::SocketAddr;
 use std::sync::Mutex;
 use std::time::Instant;
 
+use tokio::net::{TcpListener, TcpSocket};
+
 use super::bucket::Bucket;
+
+/// Listen backlog asked of the kernel (which caps it at `somaxconn`): room
+/// for a storm that an accept rate holds back. Beyond it, the kernel drops
+/// SYNs and clients retry with growing pauses.
+pub const BACKLOG: u32 = 4096;
+
+/// Binds a TCP listener with `BACKLOG` (tokio's `bind` asks for 1024).
+pub fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(BACKLOG)
+}
 
 pub struct AcceptLimiter {
     bucket: Mutex<Bucket>,
