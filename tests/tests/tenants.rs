@@ -67,6 +67,7 @@ async fn rival_wildcards_live_and_retained_never_cross() {
     let mut outsider = login(hub.addr, Protocol::V5, "ops", "operator", "o").await;
     outsider.sub(1, "#", QoS::AtLeastOnce).await;
     outsider.sub(2, "+/#", QoS::AtLeastOnce).await;
+    outsider.sub(3, "$share/ops/#", QoS::AtLeastOnce).await;
 
     // Its own tenant sees it, under its own topic name, retained and live.
     let mut mate = login(hub.addr, Protocol::V5, "mate", "acme-main", "a").await;
