@@ -317,3 +317,40 @@ async fn mosquitto_clients_log_in_and_are_refused() {
         );
     }
 }
+
+async fn paho_with_tokens(version: &str) {
+    let hub = locked_hub().await;
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("python/paho_auth.py");
+    let good = hs256(json!({"sub": "dev1", "exp": unix_now() + 60}), SECRET);
+    let bad = hs256(json!({"sub": "dev1", "exp": unix_now() + 60}), "wrong");
+    // Outlives the script's start and first two logins, then ends the third.
+    let short = hs256(json!({"sub": "dev1", "exp": unix_now() + 4}), SECRET);
+    let out = tokio::time::timeout(
+        Duration::from_secs(60),
+        tokio::process::Command::new("python3")
+            .arg(&script)
+            .args([&hub.port().to_string(), version, &good, &bad, &short])
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .expect("paho script finished in time")
+    .expect("python3 runs (paho-mqtt: .ci/install-deps.sh)");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains("OK"),
+        "paho {version}: {}\n{stdout}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn paho_logs_in_with_a_token_and_is_refused_a_forged_one_v5() {
+    paho_with_tokens("v5").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn paho_logs_in_with_a_token_and_is_refused_a_forged_one_v311() {
+    paho_with_tokens("v311").await;
+}
