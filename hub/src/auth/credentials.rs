@@ -89,6 +89,13 @@ impl Users {
                 path: path.to_owned(),
                 message: format!("user `{name}`: password is not an argon2 hash: {e}"),
             })?;
+            if let Some(t) = &u.tenant {
+                // A tenant id is one topic level of the namespace root.
+                crate::tenant::validate_id(t).map_err(|m| CredentialsError::Parse {
+                    path: path.to_owned(),
+                    message: format!("user `{name}`: tenant `{t}`: {m}"),
+                })?;
+            }
             users.account(name).map_err(|m| CredentialsError::Parse {
                 path: path.to_owned(),
                 message: m.to_string(),
@@ -300,6 +307,23 @@ mod tests {
         u.remove("bob").unwrap();
         u.remove("alice").unwrap();
         assert!(u.remove("alice").is_err());
+    }
+
+    #[test]
+    fn a_tenant_that_is_not_one_level_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("users.toml");
+        let mut u = Users::default();
+        u.add("a", "pw", Some("acme".into()), None, vec![], cheap())
+            .unwrap();
+        assert!(u
+            .add("b", "pw", Some("acme/x".into()), None, vec![], cheap())
+            .is_err());
+        let mut text = toml::to_string(&u).unwrap();
+        text = text.replace("tenant = \"acme\"", "tenant = \"acme/x\"");
+        std::fs::write(&path, text).unwrap();
+        let err = Users::load(&path).unwrap_err().to_string();
+        assert!(err.contains("acme/x"), "{err}");
     }
 
     #[test]
