@@ -10,6 +10,8 @@ command -v kcat >/dev/null 2>&1 || need_apt+=(kcat)
 # Headless browser for the admin console test.
 command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
 command -v chromedriver >/dev/null 2>&1 || need_apt+=(chromium-driver)
+# RS256 test keys are made with the openssl command (tests/src/security.rs).
+command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
 if [ ${#need_apt[@]} -gt 0 ]; then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null

@@ -38,6 +38,8 @@ pub struct Broker {
     pub tracer: crate::trace::Tracer,
     /// Alert rules and their state (admin API, `$SYS/alerts`).
     pub alerts: Arc<crate::alerts::Alerts>,
+    /// Authentication, ACL, tenants and rate limits.
+    pub security: crate::access::Security,
     next_id: AtomicU64,
     /// Signalled whenever a connection detaches from its session; a
     /// takeover waits for it and re-checks its own session. One for the hub
@@ -194,9 +196,15 @@ impl Broker {
         };
         let tracer = crate::trace::Tracer::new(config.admin.trace_capacity);
         let alerts = Arc::new(crate::alerts::Alerts::new(config.admin.alerts.clone()));
+        let security = crate::access::Security::from_config(&config).unwrap_or_else(|e| {
+            // `server::start` checks this first; here, fail closed.
+            tracing::error!(error = %e, "security settings unusable; refusing every client");
+            crate::access::Security::locked()
+        });
         Broker {
             tracer,
             alerts,
+            security,
             config,
             server_cfg: Arc::new(server_cfg),
             sessions: DashMap::new(),

@@ -23,6 +23,14 @@ pub struct Config {
     pub log: LogConfig,
     /// MQTT <-> queue bridge rules (see the bridge crate).
     pub bridge: bridge::BridgeConfig,
+    /// Who may connect (anonymous, credentials file, certificates, JWT).
+    pub auth: crate::auth::AuthConfig,
+    /// Who may publish and subscribe where.
+    pub acl: crate::acl::AclConfig,
+    /// Per-tenant limits.
+    pub tenants: crate::tenant::TenantConfig,
+    /// Per-connection read rates and per-listener accept rates.
+    pub rate_limits: crate::ratelimit::RateLimitConfig,
 }
 
 impl Default for Config {
@@ -37,6 +45,10 @@ impl Default for Config {
             queue: queue::QueueConfig::default(),
             log: LogConfig::default(),
             bridge: bridge::BridgeConfig::default(),
+            auth: Default::default(),
+            acl: Default::default(),
+            tenants: Default::default(),
+            rate_limits: Default::default(),
         }
     }
 }
@@ -316,6 +328,15 @@ impl Config {
             return invalid("sys.interval_secs", "must be at least 1");
         }
         self.bridge.compile()?;
+        for check in [
+            self.acl.validate(),
+            self.tenants.validate(),
+            self.rate_limits.validate(),
+        ] {
+            if let Err((field, message)) = check {
+                return Err(ConfigError::Invalid { field, message });
+            }
+        }
         Ok(())
     }
 
@@ -379,6 +400,27 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("limits.receive_maximum"), "{err}");
+    }
+
+    #[test]
+    fn security_sections_parse_and_typos_are_named() {
+        let c = Config::parse(
+            "[auth]\nanonymous = false\n[auth.listeners.tcp]\nanonymous = true\n\
+             [tenants]\nmax_connections = 5\n[tenants.overrides.acme]\nmax_connections = 9\n\
+             [rate_limits.listeners.tcp]\naccept_per_sec = 100\n",
+        )
+        .unwrap();
+        assert!(!c.auth.anonymous);
+        assert_eq!(c.auth.listeners["tcp"].anonymous, Some(true));
+        assert_eq!(c.tenants.defaults.max_connections, Some(5));
+        let err = Config::parse("[tenants]\nmax_conections = 5\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("max_conections"), "{err}");
+        let err = Config::parse("[[acl.rules]]\npermission = \"allow\"\ntopic = \"a/#/b\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("acl.rules"), "{err}");
     }
 
     #[test]

@@ -18,6 +18,7 @@ use mqtt::{codec, LastWill, Protocol, QoS, ReasonCode};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::{watch, OwnedSemaphorePermit};
 
+use crate::access::Access;
 use crate::admission::Admission;
 use crate::broker::Broker;
 use crate::doorbell;
@@ -48,6 +49,8 @@ enum Wake {
     Read(std::io::Result<usize>),
     Outbox,
     Timeout,
+    /// A rate-limit pause ended.
+    Resume,
 }
 
 /// Reads what the transport has, allocating the read buffer only once it
@@ -94,6 +97,9 @@ pub struct Connection<S> {
     peer: Option<Arc<PeerInfo>>,
     /// CONNECT user name, for bridge templates and headers.
     username: Option<Arc<str>>,
+    /// Rights, namespace and limits decided at CONNECT (boxed: idle
+    /// connections stay small).
+    access: Option<Box<Access>>,
 }
 
 impl<S: Transport> Connection<S> {
@@ -114,6 +120,7 @@ impl<S: Transport> Connection<S> {
             slot: None,
             peer: None,
             username: None,
+            access: None,
         }
     }
 
@@ -186,8 +193,13 @@ impl<S: Transport> Connection<S> {
                     self.rbuf = BytesMut::new();
                     self.session.trim();
                 }
-                let timeout = self.session.poll_timeout();
-                let wake = if let Some(a) = &self.attached {
+                let timeout = self.next_deadline();
+                // Over a rate limit: no reading (TCP pushes back on the
+                // client) until then; what is buffered is decoded first.
+                let pause = self.read_pause();
+                let wake = if let Some(until) = pause {
+                    Box::pin(self.wait_paused(until)).await
+                } else if let Some(a) = &self.attached {
                     // The common, idle case: one poll function, no futures;
                     // the deadline is watched by the broker's sweep.
                     let (session, id, broker) = (&a.session, self.id, &self.broker);
@@ -238,13 +250,15 @@ impl<S: Transport> Connection<S> {
                     Wake::Read(Ok(0) | Err(_)) => self.session.connection_lost(),
                     Wake::Read(Ok(n)) => {
                         Metrics::add(&self.broker.metrics.bytes_in, n as u64);
+                        self.charge(0, n);
                         self.decode_input();
                     }
+                    Wake::Resume => self.decode_input(),
                     // New messages: drained at the top of the loop.
                     Wake::Outbox => {}
                     // Keep-alive or connect deadline. A ring for new messages
                     // that came with it is served by the drain at the top.
-                    Wake::Timeout => self.session.handle_timeout(Instant::now()),
+                    Wake::Timeout => self.on_timeout(Instant::now()),
                 }
             }
             let broker = self.broker.clone();
@@ -262,6 +276,35 @@ impl<S: Transport> Connection<S> {
         }
     }
 
+    /// Waits out a rate-limit pause without reading, still answering a
+    /// kick, hub shutdown or a deadline. Boxed by the caller: only busy
+    /// connections pause, and idle ones should not carry its timer.
+    async fn wait_paused(&self, until: Instant) -> Wake {
+        let pause = tokio::time::sleep_until(until.into());
+        tokio::pin!(pause);
+        let id = self.id;
+        std::future::poll_fn(|cx| {
+            if let Some(a) = &self.attached {
+                a.session.bell.register(cx.waker());
+                if let Some(reason) = a.session.bell.kicked(id) {
+                    return Poll::Ready(Wake::Closed(reason));
+                }
+                if self.broker.is_shutting_down() {
+                    return Poll::Ready(Wake::Closed(ReasonCode::SERVER_SHUTTING_DOWN));
+                }
+                // Outbound traffic is not paused: new messages end the wait
+                // (the loop drains them and pauses again).
+                match a.session.bell.take_ring() {
+                    0 => {}
+                    rung if rung & doorbell::DEADLINE != 0 => return Poll::Ready(Wake::Timeout),
+                    _ => return Poll::Ready(Wake::Outbox),
+                }
+            }
+            pause.as_mut().poll(cx).map(|()| Wake::Resume)
+        })
+        .await
+    }
+
     fn decode_input(&mut self) {
         let now = Instant::now();
         let max = self.broker.config.limits.max_packet_size as usize;
@@ -271,9 +314,18 @@ impl<S: Transport> Connection<S> {
             if self.session.is_closed() || self.session.is_admitting() {
                 return;
             }
+            if self.read_pause().is_some() {
+                // Rate limited: the rest waits in the buffer.
+                return;
+            }
             let protocol = self.session.protocol();
             match codec::decode(&mut self.rbuf, protocol, max) {
-                Ok(Some(packet)) => self.session.handle_packet(packet, now),
+                Ok(Some(packet)) => {
+                    if matches!(packet, mqtt::Packet::Publish(_)) {
+                        self.charge(1, 0);
+                    }
+                    self.session.handle_packet(packet, now)
+                }
                 Ok(None) => return,
                 Err(e) => {
                     Metrics::inc(&self.broker.metrics.protocol_errors);
@@ -299,7 +351,18 @@ impl<S: Transport> Connection<S> {
     async fn process_events(&mut self) {
         while let Some(event) = self.session.poll_event() {
             match event {
-                Event::Connect(c) => {
+                Event::Connect(mut c) => {
+                    let security = &self.broker.security;
+                    match security
+                        .admit(&self.broker.metrics, self.peer.as_deref(), &mut c)
+                        .await
+                    {
+                        Ok(access) => self.access = Some(Box::new(access)),
+                        Err(code) => {
+                            self.session.reject(code);
+                            continue;
+                        }
+                    }
                     let Admission {
                         session,
                         resumed,
@@ -319,14 +382,29 @@ impl<S: Transport> Connection<S> {
                     );
                     self.attached = Some(Attached { session });
                 }
-                Event::Publish(p) => {
+                Event::Publish(mut p) => {
                     let m = &self.broker.metrics;
                     Metrics::inc(&m.messages_in);
                     let qi = crate::metrics::qos_index(p.qos);
                     Metrics::inc(&m.messages_in_qos[qi]);
                     Metrics::add(&m.payload_in_qos[qi], p.payload.len() as u64);
-                    let mut message =
-                        Message::from_publish(&p, self.session.client_id().clone(), Instant::now());
+                    match self
+                        .access
+                        .as_ref()
+                        .map(|a| a.publish_topic(&self.broker.security, &p.topic))
+                    {
+                        Some(Some(topic)) => p.topic = topic,
+                        _ => {
+                            self.publish_denied(&p);
+                            continue;
+                        }
+                    }
+                    // The hub-side id: a tenant client's is under its namespace.
+                    let publisher = match &self.attached {
+                        Some(a) => a.session.client_id.clone(),
+                        None => self.session.client_id().clone(),
+                    };
+                    let mut message = Message::from_publish(&p, publisher, Instant::now());
                     if self.broker.tracer.active() {
                         let listener = self.peer.as_ref().map(|p| p.listener.to_string());
                         message.trace_id =
@@ -374,15 +452,22 @@ impl<S: Transport> Connection<S> {
                         }
                     }
                 }
-                Event::Subscribe(s) => {
+                Event::Subscribe(mut s) => {
                     if let Some(a) = &self.attached {
                         let session = a.session.clone();
-                        let reasons = self.broker.subscribe(&session, &s).await;
+                        let denied = self.map_subscribe(&mut s);
+                        let granted = self.broker.subscribe(&session, &s).await;
+                        let reasons = crate::access::merge_suback(&denied, granted);
                         self.sync_barrier().await;
                         self.session.suback(s.pkid, reasons);
                     }
                 }
-                Event::Unsubscribe(u) => {
+                Event::Unsubscribe(mut u) => {
+                    if let Some(access) = &self.access {
+                        for f in &mut u.filters {
+                            *f = access.map_filter(f);
+                        }
+                    }
                     if let Some(a) = &self.attached {
                         let session = a.session.clone();
                         let reasons = self.broker.unsubscribe(&session, &u).await;
@@ -447,6 +532,94 @@ impl<S: Transport> Connection<S> {
                 }
             }
         }
+    }
+
+    /// The session's own timer, or the end of the client's token if sooner.
+    fn next_deadline(&self) -> Option<Instant> {
+        let own = self.session.poll_timeout();
+        match self.access.as_ref().and_then(|a| a.expires_at) {
+            Some(t) => Some(own.map_or(t, |o| o.min(t))),
+            None => own,
+        }
+    }
+
+    fn on_timeout(&mut self, now: Instant) {
+        if self
+            .access
+            .as_ref()
+            .and_then(|a| a.expires_at)
+            .is_some_and(|t| now >= t)
+        {
+            Metrics::inc(&self.broker.metrics.sessions_token_expired);
+            // Only once: the close below ends the loop.
+            if let Some(a) = self.access.as_mut() {
+                a.expires_at = None;
+            }
+            self.session
+                .close_by_server(ReasonCode::MAXIMUM_CONNECT_TIME);
+        } else {
+            self.session.handle_timeout(now);
+        }
+    }
+
+    /// When reads may resume, if a rate limit holds them now.
+    fn read_pause(&mut self) -> Option<Instant> {
+        let a = self.access.as_mut().filter(|a| a.limiter.is_active())?;
+        let until = a.limiter.pause_until(Instant::now());
+        if until.is_some() {
+            Metrics::inc(&self.broker.metrics.rate_limit_pauses);
+        }
+        until
+    }
+
+    fn charge(&mut self, messages: u64, bytes: usize) {
+        if let Some(a) = self.access.as_mut().filter(|a| a.limiter.is_active()) {
+            a.limiter.charge(messages, bytes as u64, Instant::now());
+        }
+    }
+
+    /// A publish the ACL refuses: v5 gets PUBACK/PUBREC 0x87; v3 has no
+    /// negative acknowledgement, so it is acknowledged and dropped with the
+    /// connection kept (as mosquitto does).
+    fn publish_denied(&mut self, p: &mqtt::Publish) {
+        Metrics::inc(&self.broker.metrics.acl_denied);
+        tracing::debug!(conn = self.id, topic = %p.topic, "publish denied");
+        if p.qos != QoS::AtMostOnce {
+            let reason = if self.session.protocol() == Protocol::V5 {
+                ReasonCode::NOT_AUTHORIZED
+            } else {
+                ReasonCode::SUCCESS
+            };
+            self.session.publish_done(p.qos, p.pkid, reason);
+        }
+    }
+
+    /// Moves a SUBSCRIBE's filters into the client's namespace and takes out
+    /// the ones the ACL refuses; returns which positions were refused.
+    fn map_subscribe(&mut self, s: &mut mqtt::Subscribe) -> Vec<bool> {
+        let security = &self.broker.security;
+        let mut denied = Vec::with_capacity(s.filters.len());
+        s.filters.retain_mut(|f| {
+            match self
+                .access
+                .as_ref()
+                .and_then(|a| a.subscribe_filter(security, &f.filter))
+            {
+                Some(filter) => {
+                    f.filter = filter;
+                    denied.push(false);
+                    true
+                }
+                None => {
+                    denied.push(true);
+                    false
+                }
+            }
+        });
+        for _ in denied.iter().filter(|d| **d) {
+            Metrics::inc(&self.broker.metrics.acl_denied);
+        }
+        denied
     }
 
     /// Under `sync`, CONNACK, SUBACK and UNSUBACK wait until the session

@@ -3,9 +3,12 @@
 //! first, so tests, the loadtest simulation and the edge agent can run it
 //! in-process; `main.rs` is a thin CLI over `server::start`.
 
+pub mod access;
+pub mod acl;
 pub mod admin;
 pub mod admission;
 pub mod alerts;
+pub mod auth;
 pub mod bridge_glue;
 pub mod broker;
 pub mod config;
@@ -15,12 +18,14 @@ pub mod httpq;
 pub mod metrics;
 pub mod outbox;
 pub mod peer;
+pub mod ratelimit;
 pub mod router;
 pub mod server;
 pub mod session;
 pub mod store;
 pub mod subscriptions;
 pub mod sys;
+pub mod tenant;
 pub mod trace;
 pub mod transport;
 

@@ -1,6 +1,6 @@
 //! `hub`: runs the MQTT hub. With no arguments it uses the embedded defaults
 //! (MQTT on 1883, state in ./data); `--config` loads a TOML file and flags
-//! override single fields.
+//! override single fields. `hub user add|remove|list` edits a credentials file.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -36,6 +36,15 @@ struct Args {
     /// Overrides `log.level`.
     #[arg(long)]
     log: Option<String>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(clap::Subcommand, Debug)]
+enum Command {
+    /// Manages the credentials file (users, tenants, sub-accounts).
+    #[command(subcommand)]
+    User(hub::auth::cli::UserCommand),
 }
 
 fn parse_flush(s: &str) -> Result<FlushPolicy, String> {
@@ -52,6 +61,13 @@ fn parse_flush(s: &str) -> Result<FlushPolicy, String> {
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let config_path = args.config.clone();
+    if let Some(Command::User(cmd)) = args.command {
+        print!("{}", hub::auth::cli::run(cmd)?);
+        if !std::io::IsTerminal::is_terminal(&std::io::stdout()) {
+            println!();
+        }
+        return Ok(());
+    }
     let mut config = match &args.config {
         Some(path) => Config::load(path)?,
         None => Config::default(),

@@ -83,6 +83,14 @@ pub struct Metrics {
     pub connections_by_listener: DashMap<Arc<str>, u64>,
     /// Time from receipt of a PUBLISH to its encoding for a subscriber.
     pub publish_to_deliver: Histogram,
+    /// CONNECTs refused for wrong, expired or missing credentials.
+    pub auth_failures: AtomicU64,
+    /// Publishes and subscriptions refused by the ACL.
+    pub acl_denied: AtomicU64,
+    /// Times a connection's reads were paused by a rate limit.
+    pub rate_limit_pauses: AtomicU64,
+    /// Sessions closed because their token expired.
+    pub sessions_token_expired: AtomicU64,
 }
 
 /// Deliveries counted locally during one write-out and added to the shared

@@ -19,6 +19,7 @@ use crate::connection::Connection;
 use crate::metrics::Metrics;
 use crate::outbox::Queued;
 use crate::peer::PeerInfo;
+use crate::ratelimit::accept::AcceptLimiter;
 use crate::router::trie::SubEntry;
 use crate::session::SessionShared;
 use crate::store::{Loaded, LoadedDelivery, LoadedSession, Store};
@@ -48,6 +49,8 @@ pub struct HubHandle {
 
 /// Starts the hub in the current tokio runtime.
 pub async fn start(config: Config) -> anyhow::Result<HubHandle> {
+    // Unreadable credentials or keys stop the start, rather than lock everyone out.
+    crate::access::Security::from_config(&config).map_err(anyhow::Error::msg)?;
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("cannot create data folder {}", config.data_dir.display()))?;
     let db_path = config.data_dir.join("hub.redb");
@@ -57,8 +60,7 @@ pub async fn start(config: Config) -> anyhow::Result<HubHandle> {
         Duration::from_millis(config.persistence.flush_interval_ms),
     )
     .with_context(|| format!("cannot open state database {}", db_path.display()))?;
-    let listener = TcpListener::bind(config.mqtt.listen)
-        .await
+    let listener = crate::ratelimit::accept::bind(config.mqtt.listen)
         .with_context(|| format!("cannot listen for MQTT on {}", config.mqtt.listen))?;
     let mqtt_addr = listener.local_addr()?;
     let max_connections = config.limits.max_connections;
@@ -308,7 +310,15 @@ async fn accept_loop(
         Arc::from(crate::peer::DEFAULT_LISTENER),
         None,
     ));
+    let pace = AcceptLimiter::for_listener(&broker.config.rate_limits, &info.listener);
     loop {
+        if let Some(pace) = &pace {
+            // Connect storms wait in the listen backlog, admitted at the set rate.
+            tokio::select! {
+                _ = pace.ready() => {}
+                _ = shutdown.changed() => return,
+            }
+        }
         let accepted = tokio::select! {
             a = listener.accept() => a,
             _ = shutdown.changed() => return,

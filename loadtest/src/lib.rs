@@ -27,6 +27,7 @@ pub mod runner;
 pub mod shared;
 pub mod sim;
 pub mod stats;
+pub mod storm;
 pub mod svg;
 pub mod transport;
 pub mod worker;

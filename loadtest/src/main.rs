@@ -45,6 +45,9 @@ enum Command {
     /// Drive the hub in-process over in-memory transports: RSS per session,
     /// fan-out time.
     Sim(loadtest::sim::SimOptions),
+    /// A connect storm against one listener while established clients
+    /// measure latency (admission pace vs. latency impact).
+    Storm(loadtest::storm::StormOptions),
     /// Internal: a worker process of `--workers`.
     #[command(hide = true)]
     Worker,
@@ -73,6 +76,11 @@ fn main() -> anyhow::Result<()> {
             Command::Churn(o) => (Scenario::Churn, o),
             Command::Compare(o) => return loadtest::compare::run(o).await,
             Command::Worker => return loadtest::worker::run_child().await,
+            Command::Storm(o) => {
+                let r = loadtest::storm::run(o).await?;
+                print!("{}", loadtest::storm::table(&r));
+                return Ok(());
+            }
             Command::Sim(o) => {
                 let r = loadtest::sim::run(o).await?;
                 print!("{}", loadtest::sim::table(&r));

@@ -109,6 +109,12 @@ impl Message {
         self
     }
 
+    /// The topic subscribers see: a tenant's namespace root is the hub's
+    /// routing detail and never goes on the wire (see `topic::wire_topic`).
+    pub fn wire_topic(&self) -> &str {
+        crate::topic::wire_topic(&self.topic)
+    }
+
     pub fn is_expired(&self, now: Instant) -> bool {
         self.expires_at.is_some_and(|t| now >= t)
     }
@@ -127,7 +133,7 @@ impl Message {
         let mut properties = self.properties.clone();
         properties.subscription_identifiers = out.subscription_ids.clone();
         properties.message_expiry_interval = self.remaining_expiry(now);
-        let mut topic = self.topic.clone();
+        let mut topic = self.wire_topic().to_owned();
         if let Some((alias, send_topic)) = out.topic_alias {
             properties.topic_alias = Some(alias);
             if !send_topic {
@@ -198,7 +204,7 @@ impl Message {
             dup: false,
             qos,
             retain: false,
-            topic: self.topic.clone(),
+            topic: self.wire_topic().to_owned(),
             pkid: u16::from(with_pkid),
             properties: if protocol.is_v5() {
                 self.properties.clone()
@@ -215,7 +221,7 @@ impl Message {
         while i < buf.len() && buf[i] & 0x80 != 0 {
             i += 1;
         }
-        let pkid_at = i + 1 + 2 + self.topic.len();
+        let pkid_at = i + 1 + 2 + self.wire_topic().len();
         Ok(Cached {
             bytes: buf.freeze(),
             pkid_at,

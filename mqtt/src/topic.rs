@@ -85,6 +85,23 @@ pub fn matches(filter: &str, name: &str) -> bool {
     }
 }
 
+/// Root under which the hub keeps each tenant's topics
+/// (`$tenant/<id>/<topic>`). Leading wildcards never match `$` topics, so
+/// no filter outside a namespace reaches into it.
+pub const NAMESPACE_ROOT: &str = "$tenant/";
+
+/// The topic as its namespace's clients know it: `$tenant/<id>/a/b` is
+/// `a/b` on the wire. Other topics are unchanged.
+pub fn wire_topic(topic: &str) -> &str {
+    match topic.strip_prefix(NAMESPACE_ROOT) {
+        Some(rest) => match rest.split_once('/') {
+            Some((_, inner)) if !inner.is_empty() => inner,
+            _ => topic,
+        },
+        None => topic,
+    }
+}
+
 /// Whether a filter contains a wildcard level.
 pub fn has_wildcard(filter: &str) -> bool {
     filter.contains(['+', '#'])
@@ -93,6 +110,16 @@ pub fn has_wildcard(filter: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn namespaced_topics_lose_their_root_on_the_wire() {
+        assert_eq!(wire_topic("$tenant/acme/a/b"), "a/b");
+        assert_eq!(wire_topic("$tenant/acme/"), "$tenant/acme/");
+        assert_eq!(wire_topic("$tenant/acme"), "$tenant/acme");
+        assert_eq!(wire_topic("a/$tenant/x/y"), "a/$tenant/x/y");
+        assert!(!matches("#", "$tenant/acme/a"));
+        assert!(!matches("+/#", "$tenant/acme/a"));
+    }
 
     #[test]
     fn names() {

@@ -37,6 +37,8 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 
+pub mod security;
+
 /// Upper bound for any single expected event.
 pub const TIMEOUT: Duration = Duration::from_secs(5);
 /// How long a test watches for something that must NOT arrive when there is

@@ -61,6 +61,12 @@ pub async fn stats(State(state): State<AdminState>) -> Json<Value> {
         "alerts": b.alerts.active().len(),
         "tracing": b.tracer.active(),
         "bridge": crate::bridge_glue::stats(b),
+        "security": {
+            "auth_failures": Metrics::get(&m.auth_failures),
+            "acl_denied": Metrics::get(&m.acl_denied),
+            "rate_limit_pauses": Metrics::get(&m.rate_limit_pauses),
+            "sessions_token_expired": Metrics::get(&m.sessions_token_expired),
+        },
     }))
 }
 
