@@ -352,9 +352,12 @@ impl<S: Transport> Connection<S> {
         while let Some(event) = self.session.poll_event() {
             match event {
                 Event::Connect(mut c) => {
+                    // With the remote address filled in: failures are slowed
+                    // down per address.
+                    let peer = self.peer();
                     let security = &self.broker.security;
                     match security
-                        .admit(&self.broker.metrics, self.peer.as_deref(), &mut c)
+                        .admit(&self.broker.metrics, Some(&peer), &mut c)
                         .await
                     {
                         Ok(access) => self.access = Some(Box::new(access)),
