@@ -53,10 +53,14 @@ pub enum StartError {
 /// The running bridge.
 pub struct Bridge {
     config: RwLock<Arc<(BridgeConfig, Rules)>>,
-    queue: Option<queue::Broker>,
-    sink: Option<EmbeddedSink>,
+    /// The queue handles are taken out by `stop`, so the queue's files are
+    /// released when the hub stops (a restart in the same process reopens them).
+    queue: RwLock<Option<queue::Broker>>,
+    sink: RwLock<Option<EmbeddedSink>>,
     dedupe: Mutex<Dedupe>,
-    delay: Option<Arc<DelayStore>>,
+    delay: RwLock<Option<Arc<DelayStore>>>,
+    tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
+    sink_task: Mutex<Option<sink::SinkTask>>,
     pub counters: Arc<Counters>,
     boot: u64,
     seq: AtomicU64,
@@ -138,9 +142,12 @@ impl Bridge {
                 delay = Some(Arc::new(store));
             }
         }
-        let sink = match (&queue, cfg.enabled) {
-            (Some(q), true) => Some(EmbeddedSink::start(q.clone(), counters.clone())),
-            _ => None,
+        let (sink, sink_task) = match (&queue, cfg.enabled) {
+            (Some(q), true) => {
+                let (s, t) = EmbeddedSink::start(q.clone(), counters.clone());
+                (Some(s), Some(t))
+            }
+            _ => (None, None),
         };
         Ok(Arc::new(Bridge {
             dedupe: Mutex::new(Dedupe::new(
@@ -148,9 +155,11 @@ impl Bridge {
                 Duration::from_secs(cfg.dedupe.window_secs),
             )),
             config: RwLock::new(Arc::new((cfg.clone(), rules))),
-            queue,
-            sink,
-            delay,
+            queue: RwLock::new(queue),
+            sink: RwLock::new(sink),
+            delay: RwLock::new(delay),
+            tasks: Mutex::new(Vec::new()),
+            sink_task: Mutex::new(sink_task),
             counters,
             boot: rand::random::<u64>() >> 16,
             seq: AtomicU64::new(0),
@@ -171,11 +180,17 @@ impl Bridge {
         if !cfg.enabled {
             return;
         }
-        if let Some(d) = &self.delay {
-            tokio::spawn(d.clone().run(hub.clone(), shutdown.clone()));
+        let delay = self.delay();
+        let mut tasks = Vec::new();
+        if let Some(d) = &delay {
+            tasks.push(tokio::spawn(d.clone().run(hub.clone(), shutdown.clone())));
         }
-        let Some(q) = &self.queue else { return };
-        let consume = |topic: &str, group: &str, handler: Arc<dyn consumer::Handler>| {
+        let Some(q) = read(&self.queue) else {
+            lock(&self.tasks).extend(tasks);
+            return;
+        };
+        let q = &q;
+        let mut consume = |topic: &str, group: &str, handler: Arc<dyn consumer::Handler>| {
             let n = q.topic(topic).map_or(0, |t| t.partitions.len());
             for p in 0..n {
                 let c = consumer::PartitionConsumer {
@@ -184,19 +199,19 @@ impl Bridge {
                     partition: p as i32,
                     group: group.to_string(),
                 };
-                tokio::spawn(c.run(handler.clone(), shutdown.clone()));
+                tasks.push(tokio::spawn(c.run(handler.clone(), shutdown.clone())));
             }
         };
         for rule in &rules.downlink {
             let d = downlink::Downlink {
                 rule: rule.clone(),
                 hub: hub.clone(),
-                delay: self.delay.clone(),
+                delay: delay.clone(),
                 counters: self.counters.clone(),
             };
             consume(&rule.topic, &rule.group, Arc::new(d));
         }
-        if let Some(delay) = &self.delay {
+        if let Some(delay) = &delay {
             for topic in &cfg.retry.topics {
                 let r = retry::RetryLadder {
                     queue: q.clone(),
@@ -208,16 +223,35 @@ impl Bridge {
                 consume(&format!("{topic}.retry"), &cfg.retry.group, Arc::new(r));
             }
         }
+        drop(consume);
+        lock(&self.tasks).extend(tasks);
+    }
+
+    /// After the hub's shutdown signal and once no connection is left:
+    /// waits for the bridge's tasks, lets the sink append what it holds,
+    /// and drops every queue handle.
+    pub async fn stop(&self) {
+        let tasks = std::mem::take(&mut *lock(&self.tasks));
+        for t in tasks {
+            let _ = t.await;
+        }
+        drop(self.sink.write().unwrap_or_else(|e| e.into_inner()).take());
+        let sink_task = lock(&self.sink_task).take();
+        if let Some(t) = sink_task {
+            let _ = t.await;
+        }
+        drop(self.delay.write().unwrap_or_else(|e| e.into_inner()).take());
+        drop(self.queue.write().unwrap_or_else(|e| e.into_inner()).take());
     }
 
     /// Replaces the uplink rules and the de-duplication property (downlink
     /// rules take effect at the next start). On error the old rules stay.
     pub fn reload(&self, cfg: &BridgeConfig) -> Result<(), StartError> {
         let rules = cfg.compile()?;
-        if let Some(q) = &self.queue {
+        if let Some(q) = read(&self.queue) {
             for r in &rules.uplink {
                 if let Some(t) = &r.topic {
-                    create_missing(q, t, r.partitions, r.flush)?;
+                    create_missing(&q, t, r.partitions, r.flush)?;
                 }
             }
         }
@@ -260,7 +294,7 @@ impl Bridge {
 
     /// Hands a publish to the uplink rules; `None` if none matched.
     pub async fn uplink(&self, m: &Message, username: Option<&str>) -> Option<UplinkAck> {
-        let sink = self.sink.as_ref()?;
+        let sink = read(&self.sink)?;
         let active = self.active();
         let (cfg, rules) = &*active;
         if rules.uplink.is_empty() {
@@ -295,7 +329,15 @@ impl Bridge {
     }
 
     /// The delay store, when delayed messages are on.
-    pub fn delay(&self) -> Option<&Arc<DelayStore>> {
-        self.delay.as_ref()
+    pub fn delay(&self) -> Option<Arc<DelayStore>> {
+        read(&self.delay)
     }
+}
+
+fn read<T: Clone>(l: &RwLock<Option<T>>) -> Option<T> {
+    l.read().unwrap_or_else(|e| e.into_inner()).clone()
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }

@@ -49,14 +49,18 @@ pub struct EmbeddedSink {
     tx: mpsc::Sender<Job>,
 }
 
+/// The append task; ends once every `EmbeddedSink` is dropped and what was
+/// queued is appended.
+pub type SinkTask = tokio::task::JoinHandle<()>;
+
 /// Resolves when a record is durable (or failed).
 pub type Pending = oneshot::Receiver<Result<(), SinkError>>;
 
 impl EmbeddedSink {
-    pub fn start(queue: queue::Broker, counters: Arc<Counters>) -> EmbeddedSink {
+    pub fn start(queue: queue::Broker, counters: Arc<Counters>) -> (EmbeddedSink, SinkTask) {
         let (tx, rx) = mpsc::channel(CHANNEL);
-        tokio::spawn(run(queue, counters, rx));
-        EmbeddedSink { tx }
+        let task = tokio::spawn(run(queue, counters, rx));
+        (EmbeddedSink { tx }, task)
     }
 
     /// Queues a record; waits only while the channel is full.

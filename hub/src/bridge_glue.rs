@@ -28,6 +28,19 @@ pub fn start(
     Ok(())
 }
 
+/// Waits for the bridge's tasks and releases its queue handles (after the
+/// shutdown signal, once connections are closed).
+pub async fn stop(broker: &Broker) {
+    if let Some(b) = broker.bridge.get() {
+        if tokio::time::timeout(std::time::Duration::from_secs(10), b.stop())
+            .await
+            .is_err()
+        {
+            tracing::warn!("bridge tasks did not stop in time");
+        }
+    }
+}
+
 /// Re-reads the config file and swaps the uplink rules; the old rules stay
 /// on any error, which is returned naming the field.
 pub fn reload(broker: &Broker, path: &Path) -> anyhow::Result<()> {

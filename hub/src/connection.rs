@@ -17,7 +17,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::{oneshot, watch, OwnedSemaphorePermit};
 
 use crate::admission::Admission;
-use crate::broker::Broker;
+use crate::broker::{Broker, RouteOutcome};
 use crate::metrics::Metrics;
 use crate::outbox::SharedOrigin;
 use crate::peer::PeerInfo;
@@ -34,6 +34,14 @@ const DRAIN_BATCH: usize = 256;
 const READ_CHUNK: usize = 8192;
 /// Read buffer for the first read after an idle period.
 const FIRST_READ: usize = 512;
+
+/// A QoS 1/2 publish routed and handed to the bridge, not yet acknowledged.
+struct PendingAck {
+    qos: QoS,
+    pkid: u16,
+    outcome: RouteOutcome,
+    hook: crate::bridge_glue::Hook,
+}
 
 struct Attached {
     session: Arc<SessionShared>,
@@ -207,8 +215,52 @@ impl<S: Transport> Connection<S> {
         }
     }
 
+    /// Answers deferred publishes in arrival order once the store (under
+    /// `sync`) and the bridge have them.
+    async fn finish_acks(&mut self, acks: Vec<PendingAck>) {
+        let any_stored = RouteOutcome {
+            delivered: 0,
+            stored: acks.iter().any(|a| a.outcome.stored),
+        };
+        let flushed = self.broker.flush_if_sync(&any_stored).await;
+        for PendingAck {
+            qos,
+            pkid,
+            outcome,
+            hook,
+        } in acks
+        {
+            let reason = match &flushed {
+                Err(e) => {
+                    tracing::error!(error = %e, "message not persisted; refusing it");
+                    ReasonCode::IMPLEMENTATION_SPECIFIC_ERROR
+                }
+                Ok(()) => hook.reason(outcome.delivered).await,
+            };
+            if !reason.is_success() && qos == QoS::ExactlyOnce {
+                if let Some(a) = self.attached.as_ref().filter(|a| a.session.is_persistent()) {
+                    let op = Op::RemoveInbound(a.session.client_id.clone(), pkid);
+                    self.broker.submit(vec![op]).await;
+                }
+            }
+            if !reason.is_success() && self.session.protocol() != Protocol::V5 {
+                // v3 has no negative acknowledgement: close, the client resends.
+                self.session.close_by_server(reason);
+            } else {
+                self.session.publish_done(qos, pkid, reason);
+            }
+        }
+    }
+
     async fn process_events(&mut self) {
+        // Acknowledgements of the publishes decoded together are answered
+        // together, in order, before any other event: their bridge records
+        // share one append and their store writes one flush.
+        let mut acks: Vec<PendingAck> = Vec::new();
         while let Some(event) = self.session.poll_event() {
+            if !acks.is_empty() && !matches!(event, Event::Publish(_)) {
+                self.finish_acks(std::mem::take(&mut acks)).await;
+            }
             match event {
                 Event::Connect(c) => {
                     let Admission {
@@ -250,27 +302,12 @@ impl<S: Transport> Connection<S> {
                         }
                     }
                     if p.qos != QoS::AtMostOnce {
-                        let reason = match self.broker.flush_if_sync(&outcome).await {
-                            Err(e) => {
-                                tracing::error!(error = %e, "message not persisted; refusing it");
-                                ReasonCode::IMPLEMENTATION_SPECIFIC_ERROR
-                            }
-                            Ok(()) => hook.reason(outcome.delivered).await,
-                        };
-                        if !reason.is_success() && p.qos == QoS::ExactlyOnce {
-                            if let Some(a) =
-                                self.attached.as_ref().filter(|a| a.session.is_persistent())
-                            {
-                                let op = Op::RemoveInbound(a.session.client_id.clone(), p.pkid);
-                                self.broker.submit(vec![op]).await;
-                            }
-                        }
-                        if !reason.is_success() && self.session.protocol() != Protocol::V5 {
-                            // v3 has no negative acknowledgement: close, the client resends.
-                            self.session.close_by_server(reason);
-                        } else {
-                            self.session.publish_done(p.qos, p.pkid, reason);
-                        }
+                        acks.push(PendingAck {
+                            qos: p.qos,
+                            pkid: p.pkid,
+                            outcome,
+                            hook,
+                        });
                     }
                 }
                 Event::Subscribe(s) => {
@@ -325,6 +362,9 @@ impl<S: Transport> Connection<S> {
                     self.close = Some(reason);
                 }
             }
+        }
+        if !acks.is_empty() {
+            self.finish_acks(acks).await;
         }
     }
 

@@ -330,6 +330,7 @@ impl HubHandle {
         {
             tracing::warn!("some connections did not close in time");
         }
+        crate::bridge_glue::stop(&self.broker).await;
         if let Some(task) = self.queue_task.take() {
             // The queue flushes its logs before `serve` returns.
             let _ = tokio::time::timeout(SHUTDOWN_GRACE, task).await;
