@@ -144,7 +144,12 @@ impl Bridge {
         }
         let (sink, sink_task) = match (&queue, cfg.enabled) {
             (Some(q), true) => {
-                let (s, t) = EmbeddedSink::start(q.clone(), counters.clone());
+                let (s, t) = EmbeddedSink::start(q.clone(), counters.clone()).map_err(|e| {
+                    StartError::Topic {
+                        topic: "(bridge-sink thread)".into(),
+                        source: queue::QueueError::Io(e),
+                    }
+                })?;
                 (Some(s), Some(t))
             }
             _ => (None, None),
@@ -238,7 +243,7 @@ impl Bridge {
         drop(self.sink.write().unwrap_or_else(|e| e.into_inner()).take());
         let sink_task = lock(&self.sink_task).take();
         if let Some(t) = sink_task {
-            let _ = t.await;
+            let _ = tokio::task::spawn_blocking(move || t.join()).await;
         }
         drop(self.delay.write().unwrap_or_else(|e| e.into_inner()).take());
         drop(self.queue.write().unwrap_or_else(|e| e.into_inner()).take());

@@ -1,5 +1,5 @@
 //! The `embedded` backend: appends uplink records to the hub's in-process
-//! queue. One task takes records from a bounded channel, groups what is
+//! queue. One thread takes records from a bounded channel, groups what is
 //! waiting by (topic, partition) and appends each group as one batch off
 //! the async threads, so concurrent publishers share one write (and, under
 //! `sync`, one fsync). Each record's waiter learns when it is durable under
@@ -49,18 +49,24 @@ pub struct EmbeddedSink {
     tx: mpsc::Sender<Job>,
 }
 
-/// The append task; ends once every `EmbeddedSink` is dropped and what was
-/// queued is appended.
-pub type SinkTask = tokio::task::JoinHandle<()>;
+/// The append thread (a thread of its own, not a task: appends block on
+/// disk, and a dedicated thread saves a hand-off per batch); it ends once
+/// every `EmbeddedSink` is dropped and what was queued is appended.
+pub type SinkTask = std::thread::JoinHandle<()>;
 
 /// Resolves when a record is durable (or failed).
 pub type Pending = oneshot::Receiver<Result<(), SinkError>>;
 
 impl EmbeddedSink {
-    pub fn start(queue: queue::Broker, counters: Arc<Counters>) -> (EmbeddedSink, SinkTask) {
+    pub fn start(
+        queue: queue::Broker,
+        counters: Arc<Counters>,
+    ) -> std::io::Result<(EmbeddedSink, SinkTask)> {
         let (tx, rx) = mpsc::channel(CHANNEL);
-        let task = tokio::spawn(run(queue, counters, rx));
-        (EmbeddedSink { tx }, task)
+        let task = std::thread::Builder::new()
+            .name("bridge-sink".into())
+            .spawn(move || run(queue, counters, rx))?;
+        Ok((EmbeddedSink { tx }, task))
     }
 
     /// Queues a record; waits only while the channel is full.
@@ -78,16 +84,18 @@ impl EmbeddedSink {
     }
 }
 
-async fn run(queue: queue::Broker, counters: Arc<Counters>, mut rx: mpsc::Receiver<Job>) {
-    let mut jobs = Vec::with_capacity(BATCH);
-    while rx.recv_many(&mut jobs, BATCH).await > 0 {
-        let batch = std::mem::take(&mut jobs);
-        let q = queue.clone();
-        let c = counters.clone();
-        let done = tokio::task::spawn_blocking(move || append_all(&q, &c, batch)).await;
-        if let Err(e) = done {
-            tracing::error!(error = %e, "bridge append task failed");
+/// The append thread: blocks for the first job, takes what else is waiting.
+fn run(queue: queue::Broker, counters: Arc<Counters>, mut rx: mpsc::Receiver<Job>) {
+    while let Some(first) = rx.blocking_recv() {
+        let mut batch = Vec::with_capacity(BATCH);
+        batch.push(first);
+        while batch.len() < BATCH {
+            match rx.try_recv() {
+                Ok(j) => batch.push(j),
+                Err(_) => break,
+            }
         }
+        append_all(&queue, &counters, batch);
     }
 }
 
