@@ -228,7 +228,6 @@ impl Bridge {
                 consume(&format!("{topic}.retry"), &cfg.retry.group, Arc::new(r));
             }
         }
-        drop(consume);
         lock(&self.tasks).extend(tasks);
     }
 

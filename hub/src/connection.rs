@@ -259,7 +259,7 @@ impl<S: Transport> Connection<S> {
         let mut acks: Vec<PendingAck> = Vec::new();
         while let Some(event) = self.session.poll_event() {
             if !acks.is_empty() && !matches!(event, Event::Publish(_)) {
-                self.finish_acks(std::mem::take(&mut acks)).await;
+                Box::pin(self.finish_acks(std::mem::take(&mut acks))).await;
             }
             match event {
                 Event::Connect(c) => {
@@ -284,11 +284,13 @@ impl<S: Transport> Connection<S> {
                         self.session.client_id().clone(),
                         Instant::now(),
                     ));
-                    let (mut outcome, hook) = crate::bridge_glue::publish(
+                    // Boxed: its state (routing, bridge, delay store) would
+                    // otherwise enlarge every process_events future.
+                    let (mut outcome, hook) = Box::pin(crate::bridge_glue::publish(
                         &self.broker,
                         message,
                         self.username.as_deref(),
-                    )
+                    ))
                     .await;
                     if p.qos == QoS::ExactlyOnce {
                         // The packet id must outlive a crash too, or a resent
@@ -364,7 +366,7 @@ impl<S: Transport> Connection<S> {
             }
         }
         if !acks.is_empty() {
-            self.finish_acks(acks).await;
+            Box::pin(self.finish_acks(acks)).await;
         }
     }
 

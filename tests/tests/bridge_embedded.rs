@@ -343,36 +343,25 @@ async fn retry_ladder_returns_records_after_their_step_then_dead_letters() {
     let b = bootstrap(&hub);
     let queue = hub.handle.as_ref().and_then(|h| h.queue.clone()).unwrap();
     let sent = Instant::now();
-    kcat(
-        strings(&[
-            "-P",
-            "-b",
-            &b,
-            "-t",
-            "orders.retry",
-            "-K",
-            ":",
-            "-H",
-            "retry-count=1",
-        ]),
-        b"o1:first retry\n".to_vec(),
-    )
-    .await;
-    kcat(
-        strings(&[
-            "-P",
-            "-b",
-            &b,
-            "-t",
-            "orders.retry",
-            "-K",
-            ":",
-            "-H",
-            "retry-count=3",
-        ]),
-        b"o2:one too many\n".to_vec(),
-    )
-    .await;
+    let to_retry = |count: &str, line: &[u8]| {
+        let header = format!("retry-count={count}");
+        kcat(
+            strings(&[
+                "-P",
+                "-b",
+                &b,
+                "-t",
+                "orders.retry",
+                "-K",
+                ":",
+                "-H",
+                &header,
+            ]),
+            line.to_vec(),
+        )
+    };
+    to_retry("1", b"o1:first retry\n").await;
+    to_retry("3", b"o2:one too many\n").await;
     wait_until("retried record back in orders", || {
         queue.high_watermark("orders", 0).unwrap_or(0) == 1
     })
