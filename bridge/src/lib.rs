@@ -300,7 +300,7 @@ impl Bridge {
     pub async fn uplink(&self, m: &Message, username: Option<&str>) -> Option<UplinkAck> {
         let sink = read(&self.sink)?;
         let active = self.active();
-        let (cfg, rules) = &*active;
+        let (_, rules) = &*active;
         if rules.uplink.is_empty() {
             return None;
         }
@@ -326,7 +326,7 @@ impl Bridge {
         let mut pending = Vec::with_capacity(records.len());
         for r in records {
             Counters::inc(&self.counters.uplink_matched);
-            let dlq: Arc<str> = Arc::from(cfg.uplink[r.rule].dead_letter_topic.as_str());
+            let dlq = rules.uplink[r.rule].dead_letter_topic.clone();
             pending.push(sink.send(r, dlq).await);
         }
         Some(UplinkAck { pending })
