@@ -232,7 +232,7 @@ pub struct UplinkRule {
     pub headers: Vec<(String, Template)>,
     pub flush: Option<RuleFlush>,
     pub partitions: u32,
-    pub dead_letter_topic: String,
+    pub dead_letter_topic: std::sync::Arc<str>,
 }
 
 /// A downlink rule ready to run.
@@ -320,7 +320,7 @@ impl BridgeConfig {
                 headers,
                 flush: u.flush,
                 partitions: u.partitions,
-                dead_letter_topic: u.dead_letter_topic.clone(),
+                dead_letter_topic: std::sync::Arc::from(u.dead_letter_topic.as_str()),
             });
         }
         for (i, d) in self.downlink.iter().enumerate() {

@@ -131,17 +131,11 @@ fn to_record(held: &Held, due_ms: i64) -> queue::Message {
     }
 }
 
-fn header<'a>(hs: &'a [(String, Option<Bytes>)], name: &str) -> Option<&'a str> {
-    hs.iter()
-        .rev()
-        .find(|(k, _)| k == name)
-        .and_then(|(_, v)| v.as_deref())
-        .and_then(|v| std::str::from_utf8(v).ok())
-}
-
 fn from_record(m: &queue::StoredMessage) -> Option<(i64, Held)> {
-    let due = header(&m.headers, headers::DELIVER_AT)?.parse().ok()?;
-    if let Some(topic) = header(&m.headers, TARGET_QUEUE) {
+    let due = headers::get(&m.headers, headers::DELIVER_AT)?
+        .parse()
+        .ok()?;
+    if let Some(topic) = headers::get(&m.headers, TARGET_QUEUE) {
         // Ours are the last two headers; the record's own come before.
         let mut hs = m.headers.clone();
         hs.truncate(hs.len().saturating_sub(2));
@@ -156,10 +150,10 @@ fn from_record(m: &queue::StoredMessage) -> Option<(i64, Held)> {
         ));
     }
     let cmd = Command {
-        topic: header(&m.headers, headers::TOPIC)?.to_string(),
+        topic: headers::get(&m.headers, headers::TOPIC)?.to_string(),
         payload: m.value.clone().unwrap_or_default(),
-        qos: header(&m.headers, headers::QOS)?.parse().ok()?,
-        retain: header(&m.headers, headers::RETAIN) == Some("1"),
+        qos: headers::get(&m.headers, headers::QOS)?.parse().ok()?,
+        retain: headers::get(&m.headers, headers::RETAIN) == Some("1"),
         user_properties: m
             .headers
             .iter()
@@ -203,7 +197,9 @@ impl DelayStore {
             let Some(last) = batch.last() else { break };
             offset = last.offset + 1;
             for m in &batch {
-                if let Some(r) = header(&m.headers, RELEASED).and_then(|v| v.parse::<i64>().ok()) {
+                if let Some(r) =
+                    headers::get(&m.headers, RELEASED).and_then(|v| v.parse::<i64>().ok())
+                {
                     released.insert(r);
                 } else if let Some(e) = from_record(m) {
                     found.insert(m.offset, e);

@@ -19,12 +19,7 @@ use crate::template::Vars;
 struct RecordVars<'a>(&'a queue::StoredMessage);
 
 fn header<'a>(m: &'a queue::StoredMessage, name: &str) -> Option<&'a str> {
-    m.headers
-        .iter()
-        .rev()
-        .find(|(k, _)| k == name)
-        .and_then(|(_, v)| v.as_deref())
-        .and_then(|v| std::str::from_utf8(v).ok())
+    headers::get(&m.headers, name)
 }
 
 impl Vars for RecordVars<'_> {

@@ -24,3 +24,12 @@ pub const DEAD_LETTER_REASON: &str = "bridge.dead-letter-reason";
 pub const DEAD_LETTER_TOPIC: &str = "bridge.original-topic";
 /// Unix milliseconds before which a command is not delivered.
 pub const DELIVER_AT: &str = "deliver-at";
+
+/// The last value of header `name`, if it is UTF-8.
+pub fn get<'a>(hs: &'a [(String, Option<bytes::Bytes>)], name: &str) -> Option<&'a str> {
+    hs.iter()
+        .rev()
+        .find(|(k, _)| k == name)
+        .and_then(|(_, v)| v.as_deref())
+        .and_then(|v| std::str::from_utf8(v).ok())
+}

@@ -53,10 +53,14 @@ pub enum StartError {
 /// The running bridge.
 pub struct Bridge {
     config: RwLock<Arc<(BridgeConfig, Rules)>>,
-    queue: Option<queue::Broker>,
-    sink: Option<EmbeddedSink>,
+    /// The queue handles are taken out by `stop`, so the queue's files are
+    /// released when the hub stops (a restart in the same process reopens them).
+    queue: RwLock<Option<queue::Broker>>,
+    sink: RwLock<Option<EmbeddedSink>>,
     dedupe: Mutex<Dedupe>,
-    delay: Option<Arc<DelayStore>>,
+    delay: RwLock<Option<Arc<DelayStore>>>,
+    tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
+    sink_task: Mutex<Option<sink::SinkTask>>,
     pub counters: Arc<Counters>,
     boot: u64,
     seq: AtomicU64,
@@ -138,9 +142,17 @@ impl Bridge {
                 delay = Some(Arc::new(store));
             }
         }
-        let sink = match (&queue, cfg.enabled) {
-            (Some(q), true) => Some(EmbeddedSink::start(q.clone(), counters.clone())),
-            _ => None,
+        let (sink, sink_task) = match (&queue, cfg.enabled) {
+            (Some(q), true) => {
+                let (s, t) = EmbeddedSink::start(q.clone(), counters.clone()).map_err(|e| {
+                    StartError::Topic {
+                        topic: "(bridge-sink thread)".into(),
+                        source: queue::QueueError::Io(e),
+                    }
+                })?;
+                (Some(s), Some(t))
+            }
+            _ => (None, None),
         };
         Ok(Arc::new(Bridge {
             dedupe: Mutex::new(Dedupe::new(
@@ -148,9 +160,11 @@ impl Bridge {
                 Duration::from_secs(cfg.dedupe.window_secs),
             )),
             config: RwLock::new(Arc::new((cfg.clone(), rules))),
-            queue,
-            sink,
-            delay,
+            queue: RwLock::new(queue),
+            sink: RwLock::new(sink),
+            delay: RwLock::new(delay),
+            tasks: Mutex::new(Vec::new()),
+            sink_task: Mutex::new(sink_task),
             counters,
             boot: rand::random::<u64>() >> 16,
             seq: AtomicU64::new(0),
@@ -164,31 +178,23 @@ impl Bridge {
             .clone()
     }
 
-    /// Starts the downlink consumers and the delay scheduler. The caller
-    /// waits for the returned tasks after signalling `shutdown`: they hold
-    /// the hub and the queue.
-    pub fn run(
-        &self,
-        hub: Arc<dyn HubPort>,
-        shutdown: watch::Receiver<bool>,
-    ) -> Vec<tokio::task::JoinHandle<()>> {
-        let mut tasks = Vec::new();
+    /// Starts the downlink consumers and the delay scheduler.
+    pub fn run(&self, hub: Arc<dyn HubPort>, shutdown: watch::Receiver<bool>) {
         let active = self.active();
         let (cfg, rules) = &*active;
         if !cfg.enabled {
-            return tasks;
+            return;
         }
-        if let Some(sink) = self.sink.clone() {
-            let mut stop = shutdown.clone();
-            tasks.push(tokio::spawn(async move {
-                let _ = stop.changed().await;
-                sink.stop().await;
-            }));
-        }
-        if let Some(d) = &self.delay {
+        let delay = self.delay();
+        let mut tasks = Vec::new();
+        if let Some(d) = &delay {
             tasks.push(tokio::spawn(d.clone().run(hub.clone(), shutdown.clone())));
         }
-        let Some(q) = &self.queue else { return tasks };
+        let Some(q) = read(&self.queue) else {
+            lock(&self.tasks).extend(tasks);
+            return;
+        };
+        let q = &q;
         let mut consume = |topic: &str, group: &str, handler: Arc<dyn consumer::Handler>| {
             let n = q.topic(topic).map_or(0, |t| t.partitions.len());
             for p in 0..n {
@@ -205,12 +211,12 @@ impl Bridge {
             let d = downlink::Downlink {
                 rule: rule.clone(),
                 hub: hub.clone(),
-                delay: self.delay.clone(),
+                delay: delay.clone(),
                 counters: self.counters.clone(),
             };
             consume(&rule.topic, &rule.group, Arc::new(d));
         }
-        if let Some(delay) = &self.delay {
+        if let Some(delay) = &delay {
             for topic in &cfg.retry.topics {
                 let r = retry::RetryLadder {
                     queue: q.clone(),
@@ -222,17 +228,34 @@ impl Bridge {
                 consume(&format!("{topic}.retry"), &cfg.retry.group, Arc::new(r));
             }
         }
-        tasks
+        lock(&self.tasks).extend(tasks);
+    }
+
+    /// After the hub's shutdown signal and once no connection is left:
+    /// waits for the bridge's tasks, lets the sink append what it holds,
+    /// and drops every queue handle.
+    pub async fn stop(&self) {
+        let tasks = std::mem::take(&mut *lock(&self.tasks));
+        for t in tasks {
+            let _ = t.await;
+        }
+        drop(self.sink.write().unwrap_or_else(|e| e.into_inner()).take());
+        let sink_task = lock(&self.sink_task).take();
+        if let Some(t) = sink_task {
+            let _ = tokio::task::spawn_blocking(move || t.join()).await;
+        }
+        drop(self.delay.write().unwrap_or_else(|e| e.into_inner()).take());
+        drop(self.queue.write().unwrap_or_else(|e| e.into_inner()).take());
     }
 
     /// Replaces the uplink rules and the de-duplication property (downlink
     /// rules take effect at the next start). On error the old rules stay.
     pub fn reload(&self, cfg: &BridgeConfig) -> Result<(), StartError> {
         let rules = cfg.compile()?;
-        if let Some(q) = &self.queue {
+        if let Some(q) = read(&self.queue) {
             for r in &rules.uplink {
                 if let Some(t) = &r.topic {
-                    create_missing(q, t, r.partitions, r.flush)?;
+                    create_missing(&q, t, r.partitions, r.flush)?;
                 }
             }
         }
@@ -275,9 +298,9 @@ impl Bridge {
 
     /// Hands a publish to the uplink rules; `None` if none matched.
     pub async fn uplink(&self, m: &Message, username: Option<&str>) -> Option<UplinkAck> {
-        let sink = self.sink.as_ref()?;
+        let sink = read(&self.sink)?;
         let active = self.active();
-        let (cfg, rules) = &*active;
+        let (_, rules) = &*active;
         if rules.uplink.is_empty() {
             return None;
         }
@@ -303,14 +326,22 @@ impl Bridge {
         let mut pending = Vec::with_capacity(records.len());
         for r in records {
             Counters::inc(&self.counters.uplink_matched);
-            let dlq: Arc<str> = Arc::from(cfg.uplink[r.rule].dead_letter_topic.as_str());
+            let dlq = rules.uplink[r.rule].dead_letter_topic.clone();
             pending.push(sink.send(r, dlq).await);
         }
         Some(UplinkAck { pending })
     }
 
     /// The delay store, when delayed messages are on.
-    pub fn delay(&self) -> Option<&Arc<DelayStore>> {
-        self.delay.as_ref()
+    pub fn delay(&self) -> Option<Arc<DelayStore>> {
+        read(&self.delay)
     }
+}
+
+fn read<T: Clone>(l: &RwLock<Option<T>>) -> Option<T> {
+    l.read().unwrap_or_else(|e| e.into_inner()).clone()
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }

@@ -29,13 +29,7 @@ pub enum Step {
 
 /// Decides a record's fate from its `retry-count` and timestamp.
 pub fn step(ladder_secs: &[u64], m: &queue::StoredMessage) -> Step {
-    let count = m
-        .headers
-        .iter()
-        .rev()
-        .find(|(k, _)| k == RETRY_COUNT)
-        .and_then(|(_, v)| v.as_deref())
-        .and_then(|v| std::str::from_utf8(v).ok());
+    let count = headers::get(&m.headers, RETRY_COUNT);
     let n = match count.map(str::parse::<usize>) {
         None => 1,
         Some(Ok(n)) => n.max(1),

@@ -1,5 +1,5 @@
 //! The `embedded` backend: appends uplink records to the hub's in-process
-//! queue. One task takes records from a bounded channel, groups what is
+//! queue. One thread takes records from a bounded channel, groups what is
 //! waiting by (topic, partition) and appends each group as one batch off
 //! the async threads, so concurrent publishers share one write (and, under
 //! `sync`, one fsync). Each record's waiter learns when it is durable under
@@ -12,12 +12,11 @@
 //! is durably kept. Storage errors are returned, so the device is refused
 //! and resends.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use bytes::Bytes;
 use queue::QueueError;
-use tokio::sync::{mpsc, oneshot, watch};
-use tokio::task::JoinHandle;
+use tokio::sync::{mpsc, oneshot};
 
 use crate::counters::Counters;
 use crate::headers;
@@ -48,46 +47,26 @@ struct Job {
 #[derive(Clone)]
 pub struct EmbeddedSink {
     tx: mpsc::Sender<Job>,
-    stopper: Arc<Stopper>,
 }
 
-/// Ends the append task on request, so the hub's shutdown knows when the
-/// queue is no longer held (a restart in the same process reopens it).
-struct Stopper {
-    stop: watch::Sender<bool>,
-    task: Mutex<Option<JoinHandle<()>>>,
-}
+/// The append thread (a thread of its own, not a task: appends block on
+/// disk, and a dedicated thread saves a hand-off per batch); it ends once
+/// every `EmbeddedSink` is dropped and what was queued is appended.
+pub type SinkTask = std::thread::JoinHandle<()>;
 
 /// Resolves when a record is durable (or failed).
 pub type Pending = oneshot::Receiver<Result<(), SinkError>>;
 
 impl EmbeddedSink {
-    pub fn start(queue: queue::Broker, counters: Arc<Counters>) -> EmbeddedSink {
+    pub fn start(
+        queue: queue::Broker,
+        counters: Arc<Counters>,
+    ) -> std::io::Result<(EmbeddedSink, SinkTask)> {
         let (tx, rx) = mpsc::channel(CHANNEL);
-        let (stop, stop_rx) = watch::channel(false);
-        let task = tokio::spawn(run(queue, counters, rx, stop_rx));
-        EmbeddedSink {
-            tx,
-            stopper: Arc::new(Stopper {
-                stop,
-                task: Mutex::new(Some(task)),
-            }),
-        }
-    }
-
-    /// Appends what is already queued, then lets go of the queue; later
-    /// sends fail with `Stopped`. Returns when the task has ended.
-    pub async fn stop(&self) {
-        let _ = self.stopper.stop.send(true);
-        let task = self
-            .stopper
-            .task
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take();
-        if let Some(t) = task {
-            let _ = t.await;
-        }
+        let task = std::thread::Builder::new()
+            .name("bridge-sink".into())
+            .spawn(move || run(queue, counters, rx))?;
+        Ok((EmbeddedSink { tx }, task))
     }
 
     /// Queues a record; waits only while the channel is full.
@@ -105,38 +84,18 @@ impl EmbeddedSink {
     }
 }
 
-async fn run(
-    queue: queue::Broker,
-    counters: Arc<Counters>,
-    mut rx: mpsc::Receiver<Job>,
-    mut stop: watch::Receiver<bool>,
-) {
-    let mut jobs = Vec::with_capacity(BATCH);
-    let mut stopping = false;
-    loop {
-        let n = if stopping {
-            rx.recv_many(&mut jobs, BATCH).await
-        } else {
-            tokio::select! {
-                n = rx.recv_many(&mut jobs, BATCH) => n,
-                // Stop taking new records; what is queued is still appended.
-                _ = stop.changed() => {
-                    stopping = true;
-                    rx.close();
-                    continue;
-                }
+/// The append thread: blocks for the first job, takes what else is waiting.
+fn run(queue: queue::Broker, counters: Arc<Counters>, mut rx: mpsc::Receiver<Job>) {
+    while let Some(first) = rx.blocking_recv() {
+        let mut batch = Vec::with_capacity(BATCH);
+        batch.push(first);
+        while batch.len() < BATCH {
+            match rx.try_recv() {
+                Ok(j) => batch.push(j),
+                Err(_) => break,
             }
-        };
-        if n == 0 {
-            break;
         }
-        let batch = std::mem::take(&mut jobs);
-        let q = queue.clone();
-        let c = counters.clone();
-        let done = tokio::task::spawn_blocking(move || append_all(&q, &c, batch)).await;
-        if let Err(e) = done {
-            tracing::error!(error = %e, "bridge append task failed");
-        }
+        append_all(&queue, &counters, batch);
     }
 }
 

@@ -21,11 +21,24 @@ pub fn start(
     broker: &Arc<Broker>,
     queue: Option<queue::Broker>,
     shutdown: watch::Receiver<bool>,
-) -> anyhow::Result<Vec<tokio::task::JoinHandle<()>>> {
+) -> anyhow::Result<()> {
     let b = Bridge::new(&broker.config.bridge, queue)?;
-    let tasks = b.run(Arc::new(HubSide(broker.clone())), shutdown);
+    b.run(Arc::new(HubSide(broker.clone())), shutdown);
     let _ = broker.bridge.set(b);
-    Ok(tasks)
+    Ok(())
+}
+
+/// Waits for the bridge's tasks and releases its queue handles (after the
+/// shutdown signal, once connections are closed).
+pub async fn stop(broker: &Broker) {
+    if let Some(b) = broker.bridge.get() {
+        if tokio::time::timeout(std::time::Duration::from_secs(10), b.stop())
+            .await
+            .is_err()
+        {
+            tracing::warn!("bridge tasks did not stop in time");
+        }
+    }
 }
 
 /// Re-reads the config file and swaps the uplink rules; the old rules stay

@@ -20,7 +20,7 @@ use tokio::sync::{watch, OwnedSemaphorePermit};
 
 use crate::access::Access;
 use crate::admission::Admission;
-use crate::broker::Broker;
+use crate::broker::{Broker, RouteOutcome};
 use crate::doorbell;
 use crate::metrics::{DeliveryTally, Metrics};
 use crate::outbox::SharedOrigin;
@@ -38,6 +38,14 @@ const DRAIN_BATCH: usize = 256;
 const READ_CHUNK: usize = 8192;
 /// Read buffer for the first read after an idle period.
 const FIRST_READ: usize = 512;
+
+/// A QoS 1/2 publish routed and handed to the bridge, not yet acknowledged.
+struct PendingAck {
+    qos: QoS,
+    pkid: u16,
+    outcome: RouteOutcome,
+    hook: crate::bridge_glue::Hook,
+}
 
 struct Attached {
     session: Arc<SessionShared>,
@@ -348,8 +356,52 @@ impl<S: Transport> Connection<S> {
         }
     }
 
+    /// Answers deferred publishes in arrival order once the store (under
+    /// `sync`) and the bridge have them.
+    async fn finish_acks(&mut self, acks: Vec<PendingAck>) {
+        let any_stored = RouteOutcome {
+            delivered: 0,
+            stored: acks.iter().any(|a| a.outcome.stored),
+        };
+        let flushed = self.broker.flush_if_sync(&any_stored).await;
+        for PendingAck {
+            qos,
+            pkid,
+            outcome,
+            hook,
+        } in acks
+        {
+            let reason = match &flushed {
+                Err(e) => {
+                    tracing::error!(error = %e, "message not persisted; refusing it");
+                    ReasonCode::IMPLEMENTATION_SPECIFIC_ERROR
+                }
+                Ok(()) => hook.reason(outcome.delivered).await,
+            };
+            if !reason.is_success() && qos == QoS::ExactlyOnce {
+                if let Some(a) = self.attached.as_ref().filter(|a| a.session.is_persistent()) {
+                    let op = Op::RemoveInbound(a.session.client_id.clone(), pkid);
+                    self.broker.submit(vec![op]).await;
+                }
+            }
+            if !reason.is_success() && self.session.protocol() != Protocol::V5 {
+                // v3 has no negative acknowledgement: close, the client resends.
+                self.session.close_by_server(reason);
+            } else {
+                self.session.publish_done(qos, pkid, reason);
+            }
+        }
+    }
+
     async fn process_events(&mut self) {
+        // Acknowledgements of the publishes decoded together are answered
+        // together, in order, before any other event: their bridge records
+        // share one append and their store writes one flush.
+        let mut acks: Vec<PendingAck> = Vec::new();
         while let Some(event) = self.session.poll_event() {
+            if !acks.is_empty() && !matches!(event, Event::Publish(_)) {
+                Box::pin(self.finish_acks(std::mem::take(&mut acks))).await;
+            }
             match event {
                 Event::Connect(mut c) => {
                     // With the remote address filled in: failures are slowed
@@ -414,11 +466,13 @@ impl<S: Transport> Connection<S> {
                             crate::admin::trace::received(&self.broker, &message, listener);
                     }
                     let message = Arc::new(message);
-                    let (mut outcome, hook) = crate::bridge_glue::publish(
+                    // Boxed: its state (routing, bridge, delay store) would
+                    // otherwise enlarge every process_events future.
+                    let (mut outcome, hook) = Box::pin(crate::bridge_glue::publish(
                         &self.broker,
                         message,
                         self.username.as_deref(),
-                    )
+                    ))
                     .await;
                     if p.qos == QoS::ExactlyOnce {
                         // The packet id must outlive a crash too, or a resent
@@ -432,27 +486,12 @@ impl<S: Transport> Connection<S> {
                         }
                     }
                     if p.qos != QoS::AtMostOnce {
-                        let reason = match self.broker.flush_if_sync(&outcome).await {
-                            Err(e) => {
-                                tracing::error!(error = %e, "message not persisted; refusing it");
-                                ReasonCode::IMPLEMENTATION_SPECIFIC_ERROR
-                            }
-                            Ok(()) => hook.reason(outcome.delivered).await,
-                        };
-                        if !reason.is_success() && p.qos == QoS::ExactlyOnce {
-                            if let Some(a) =
-                                self.attached.as_ref().filter(|a| a.session.is_persistent())
-                            {
-                                let op = Op::RemoveInbound(a.session.client_id.clone(), p.pkid);
-                                self.broker.submit(vec![op]).await;
-                            }
-                        }
-                        if !reason.is_success() && self.session.protocol() != Protocol::V5 {
-                            // v3 has no negative acknowledgement: close, the client resends.
-                            self.session.close_by_server(reason);
-                        } else {
-                            self.session.publish_done(p.qos, p.pkid, reason);
-                        }
+                        acks.push(PendingAck {
+                            qos: p.qos,
+                            pkid: p.pkid,
+                            outcome,
+                            hook,
+                        });
                     }
                 }
                 Event::Subscribe(mut s) => {
@@ -534,6 +573,9 @@ impl<S: Transport> Connection<S> {
                     self.close = Some(reason);
                 }
             }
+        }
+        if !acks.is_empty() {
+            Box::pin(self.finish_acks(acks)).await;
         }
     }
 

@@ -122,10 +122,8 @@ pub async fn start(config: Config) -> anyhow::Result<HubHandle> {
     } else {
         None
     };
-    background.extend(
-        crate::bridge_glue::start(&broker, queue.clone(), shutdown_rx_bridge)
-            .context("cannot start the bridge")?,
-    );
+    crate::bridge_glue::start(&broker, queue.clone(), shutdown_rx_bridge)
+        .context("cannot start the bridge")?;
     // Devices are let in only once the bridge is there to take their messages.
     background.push(tokio::spawn(accept_loop(
         broker.clone(),
@@ -394,6 +392,7 @@ impl HubHandle {
         for task in self.background.drain(..) {
             let _ = tokio::time::timeout(SHUTDOWN_GRACE, task).await;
         }
+        crate::bridge_glue::stop(&self.broker).await;
         if let Some(task) = self.queue_task.take() {
             // The queue flushes its logs before `serve` returns.
             let _ = tokio::time::timeout(SHUTDOWN_GRACE, task).await;

@@ -79,6 +79,27 @@ async fn kcat(args: Vec<String>, stdin: Vec<u8>) -> String {
     .expect("kcat task")
 }
 
+/// Every record of `topic` from the beginning, formatted by kcat's `-f`.
+async fn consume(hub: &TestHub, topic: &str, format: &str) -> String {
+    let b = bootstrap(hub);
+    kcat(
+        strings(&[
+            "-C",
+            "-b",
+            &b,
+            "-t",
+            topic,
+            "-o",
+            "beginning",
+            "-e",
+            "-f",
+            format,
+        ]),
+        Vec::new(),
+    )
+    .await
+}
+
 fn strings(v: &[&str]) -> Vec<String> {
     v.iter().map(|s| s.to_string()).collect()
 }
@@ -123,22 +144,7 @@ async fn device_publish_reaches_kafka_consumer_with_key_and_headers() {
         .unwrap();
     assert_eq!(hw, 1, "appended before the PUBACK");
 
-    let out = kcat(
-        strings(&[
-            "-C",
-            "-b",
-            &bootstrap(&hub),
-            "-t",
-            "device-up",
-            "-o",
-            "beginning",
-            "-e",
-            "-f",
-            "%k|%h|%s\n",
-        ]),
-        Vec::new(),
-    )
-    .await;
+    let out = consume(&hub, "device-up", "%k|%h|%s\n").await;
     let line = out.lines().next().expect("one record");
     let mut parts = line.splitn(3, '|');
     let (key, headers, value) = (
@@ -312,22 +318,7 @@ async fn record_too_large_for_the_queue_is_dead_lettered_with_a_reason() {
         .await
         .unwrap();
     dev.wait_puback().await;
-    let out = kcat(
-        strings(&[
-            "-C",
-            "-b",
-            &bootstrap(&hub),
-            "-t",
-            "bridge-dead-letter",
-            "-o",
-            "beginning",
-            "-e",
-            "-f",
-            "%k|%h\n",
-        ]),
-        Vec::new(),
-    )
-    .await;
+    let out = consume(&hub, "bridge-dead-letter", "%k|%h\n").await;
     let line = out.lines().next().expect("dead-lettered record");
     assert!(line.starts_with("d3|"), "{line}");
     assert!(
@@ -343,36 +334,25 @@ async fn retry_ladder_returns_records_after_their_step_then_dead_letters() {
     let b = bootstrap(&hub);
     let queue = hub.handle.as_ref().and_then(|h| h.queue.clone()).unwrap();
     let sent = Instant::now();
-    kcat(
-        strings(&[
-            "-P",
-            "-b",
-            &b,
-            "-t",
-            "orders.retry",
-            "-K",
-            ":",
-            "-H",
-            "retry-count=1",
-        ]),
-        b"o1:first retry\n".to_vec(),
-    )
-    .await;
-    kcat(
-        strings(&[
-            "-P",
-            "-b",
-            &b,
-            "-t",
-            "orders.retry",
-            "-K",
-            ":",
-            "-H",
-            "retry-count=3",
-        ]),
-        b"o2:one too many\n".to_vec(),
-    )
-    .await;
+    let to_retry = |count: &str, line: &[u8]| {
+        let header = format!("retry-count={count}");
+        kcat(
+            strings(&[
+                "-P",
+                "-b",
+                &b,
+                "-t",
+                "orders.retry",
+                "-K",
+                ":",
+                "-H",
+                &header,
+            ]),
+            line.to_vec(),
+        )
+    };
+    to_retry("1", b"o1:first retry\n").await;
+    to_retry("3", b"o2:one too many\n").await;
     wait_until("retried record back in orders", || {
         queue.high_watermark("orders", 0).unwrap_or(0) == 1
     })
