@@ -21,6 +21,8 @@ pub struct Config {
     /// The embedded Kafka-protocol queue (see the queue crate's config).
     pub queue: queue::QueueConfig,
     pub log: LogConfig,
+    /// Listeners beyond `[mqtt] listen` (TLS, WebSocket, QUIC, more TCP).
+    pub listeners: Vec<crate::listener::config::ListenerConfig>,
 }
 
 impl Default for Config {
@@ -34,6 +36,7 @@ impl Default for Config {
             admin: AdminConfig::default(),
             queue: queue::QueueConfig::default(),
             log: LogConfig::default(),
+            listeners: Vec::new(),
         }
     }
 }
@@ -275,7 +278,22 @@ impl Config {
         if self.sys.enabled && self.sys.interval_secs == 0 {
             return invalid("sys.interval_secs", "must be at least 1");
         }
-        Ok(())
+        crate::listener::config::validate(&self.listeners)
+    }
+
+    /// Every listener to bind: `[mqtt] listen` as `tcp` (unless a
+    /// `[[listeners]]` entry takes that name), then the `[[listeners]]`.
+    pub fn all_listeners(&self) -> Vec<crate::listener::config::ListenerConfig> {
+        use crate::listener::config::{ListenerConfig, DEFAULT_LISTENER};
+        let mut all = Vec::with_capacity(self.listeners.len() + 1);
+        if !self.listeners.iter().any(|l| l.name == DEFAULT_LISTENER) {
+            all.push(ListenerConfig::default_tcp(
+                self.mqtt.listen,
+                self.limits.max_connections,
+            ));
+        }
+        all.extend(self.listeners.iter().cloned());
+        all
     }
 
     /// Every listener on an ephemeral loopback port and state in `data_dir`:

@@ -53,6 +53,8 @@ pub struct Connection<S> {
     close: Option<CloseReason>,
     /// The listener's connection slot, released when this connection ends.
     slot: Option<OwnedSemaphorePermit>,
+    /// The accepting listener's own connection slot (`listeners.max_connections`).
+    listener_slot: Option<OwnedSemaphorePermit>,
     /// Set by the listener; shared because most connections of a listener
     /// differ only in the remote address.
     peer: Option<Arc<PeerInfo>>,
@@ -74,6 +76,7 @@ impl<S: Transport> Connection<S> {
             shared_inflight: HashMap::new(),
             close: None,
             slot: None,
+            listener_slot: None,
             peer: None,
         }
     }
@@ -93,6 +96,12 @@ impl<S: Transport> Connection<S> {
     /// block, which would store the connection twice.
     pub fn with_slot(mut self, slot: OwnedSemaphorePermit) -> Connection<S> {
         self.slot = Some(slot);
+        self
+    }
+
+    /// Holds the accepting listener's permit as well as the hub-wide one.
+    pub fn with_listener_slot(mut self, slot: OwnedSemaphorePermit) -> Connection<S> {
+        self.listener_slot = Some(slot);
         self
     }
 
@@ -409,7 +418,12 @@ impl<S: Transport> Connection<S> {
             return Ok(());
         }
         let n = self.wbuf.len();
-        let res = tokio::time::timeout(WRITE_TIMEOUT, self.stream.write_all(&self.wbuf)).await;
+        // Flushed too: TLS and WebSocket transports buffer until told to.
+        let write = async {
+            self.stream.write_all(&self.wbuf).await?;
+            self.stream.flush().await
+        };
+        let res = tokio::time::timeout(WRITE_TIMEOUT, write).await;
         // Keep the buffer only while traffic flows; idle clients hold none.
         self.wbuf = if self.rbuf.is_empty() || self.wbuf.capacity() > 1 << 20 {
             BytesMut::new()

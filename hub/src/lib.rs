@@ -8,6 +8,7 @@ pub mod admission;
 pub mod broker;
 pub mod config;
 pub mod connection;
+pub mod listener;
 pub mod metrics;
 pub mod outbox;
 pub mod peer;
