@@ -165,3 +165,72 @@ pub fn validate(listeners: &[ListenerConfig]) -> Result<(), ConfigError> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::config::Config;
+
+    fn err(text: &str) -> String {
+        Config::parse(text).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn default_tcp_listener_comes_from_mqtt_listen() {
+        let c = Config::parse("[mqtt]\nlisten = \"127.0.0.1:1999\"\n").unwrap();
+        let all = c.all_listeners();
+        assert_eq!(all.len(), 1);
+        assert_eq!(all[0].name, "tcp");
+        assert_eq!(all[0].listen.port(), 1999);
+    }
+
+    #[test]
+    fn listeners_parse_and_a_tcp_entry_replaces_the_default() {
+        let c = Config::parse(
+            r#"
+[[listeners]]
+name = "tcp"
+kind = "tcp"
+listen = "127.0.0.1:2000"
+max_connections = 10
+
+[[listeners]]
+name = "wss"
+kind = "wss"
+listen = "127.0.0.1:2001"
+cert = "c.pem"
+key = "k.pem"
+client_ca = "ca.pem"
+client_cert = "optional"
+"#,
+        )
+        .unwrap();
+        let all = c.all_listeners();
+        assert_eq!(all.len(), 2);
+        assert_eq!((all[0].name.as_str(), all[0].max_connections), ("tcp", 10));
+        assert_eq!(all[1].path, "/mqtt");
+        assert_eq!(all[1].client_cert, super::ClientCert::Optional);
+    }
+
+    #[test]
+    fn invalid_listeners_name_the_field() {
+        let base = "[[listeners]]\nname = \"s\"\nlisten = \"127.0.0.1:1\"\n";
+        let e = err(&format!("{base}kind = \"tls\"\n"));
+        assert!(e.contains("listeners.cert") && e.contains("`s`"), "{e}");
+        let e = err(&format!("{base}kind = \"tls\"\ncert = \"c\"\n"));
+        assert!(e.contains("listeners.key"), "{e}");
+        let e = err(&format!(
+            "{base}kind = \"tls\"\ncert = \"c\"\nkey = \"k\"\nclient_cert = \"required\"\n"
+        ));
+        assert!(e.contains("listeners.client_ca"), "{e}");
+        let e = err(&format!("{base}kind = \"ws\"\npath = \"mqtt\"\n"));
+        assert!(e.contains("listeners.path"), "{e}");
+        let e = err(&format!("{base}kind = \"tcp\"\nmax_connections = 0\n"));
+        assert!(e.contains("listeners.max_connections"), "{e}");
+        let e = err(&format!("{base}kind = \"udp\"\n"));
+        assert!(e.contains("kind"), "{e}");
+        let e = err(&format!("{base}kind = \"tcp\"\n{base}kind = \"ws\"\n"));
+        assert!(e.contains("listeners.name"), "{e}");
+        let e = err(&format!("{base}kind = \"ws\"\nzero_rtt = true\n"));
+        assert!(e.contains("listeners.zero_rtt"), "{e}");
+    }
+}

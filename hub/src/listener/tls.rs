@@ -178,3 +178,39 @@ pub fn cert_identity(cert: &CertificateDer<'_>) -> Option<String> {
 pub fn chain_identity(chain: Option<&[CertificateDer<'_>]>) -> Option<String> {
     chain.and_then(|c| c.first()).and_then(cert_identity)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rcgen::{CertificateParams, DnType, KeyPair};
+
+    fn cert(cn: Option<&str>, sans: &[&str]) -> CertificateDer<'static> {
+        let mut params =
+            CertificateParams::new(sans.iter().map(|s| s.to_string()).collect::<Vec<_>>()).unwrap();
+        params.distinguished_name = rcgen::DistinguishedName::new();
+        if let Some(cn) = cn {
+            params.distinguished_name.push(DnType::CommonName, cn);
+        }
+        let key = KeyPair::generate().unwrap();
+        params.self_signed(&key).unwrap().der().clone()
+    }
+
+    #[test]
+    fn identity_is_the_cn_else_the_first_san() {
+        assert_eq!(
+            cert_identity(&cert(Some("device-1"), &["other.example"])).as_deref(),
+            Some("device-1")
+        );
+        assert_eq!(
+            cert_identity(&cert(None, &["gw-7.example", "x.example"])).as_deref(),
+            Some("gw-7.example")
+        );
+        assert_eq!(
+            cert_identity(&cert(None, &["10.1.2.3"])).as_deref(),
+            Some("10.1.2.3")
+        );
+        assert_eq!(cert_identity(&cert(None, &[])), None);
+        assert_eq!(cert_identity(&CertificateDer::from(vec![1, 2, 3])), None);
+        assert_eq!(chain_identity(None), None);
+    }
+}
