@@ -12,6 +12,8 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 
+use hub::listener::quic::QuicStream;
+
 use crate::within;
 
 /// Opens TLS to `addr` as `localhost`. Errors are returned, not panics, so
@@ -29,12 +31,11 @@ pub async fn tls_connect(
     .await
 }
 
-/// A client's QUIC connection with its one bidirectional stream.
+/// A client's QUIC connection with its one bidirectional stream, and the
+/// endpoint it runs on.
 pub struct QuicClient {
+    pub stream: QuicStream,
     pub endpoint: quinn::Endpoint,
-    pub conn: quinn::Connection,
-    send: quinn::SendStream,
-    recv: quinn::RecvStream,
 }
 
 /// Connects over QUIC (ALPN must be in `config`) and opens the stream.
@@ -57,10 +58,8 @@ pub async fn quic_connect(
         .await
         .map_err(|e| e.to_string())?;
     Ok(QuicClient {
+        stream: QuicStream::new(conn, send, recv),
         endpoint,
-        conn,
-        send,
-        recv,
     })
 }
 
@@ -70,7 +69,7 @@ impl AsyncRead for QuicClient {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.recv).poll_read(cx, buf)
+        Pin::new(&mut self.stream).poll_read(cx, buf)
     }
 }
 
@@ -80,17 +79,15 @@ impl AsyncWrite for QuicClient {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.send)
-            .poll_write(cx, buf)
-            .map_err(std::io::Error::from)
+        Pin::new(&mut self.stream).poll_write(cx, buf)
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.send).poll_flush(cx)
+        Pin::new(&mut self.stream).poll_flush(cx)
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.send).poll_shutdown(cx)
+        Pin::new(&mut self.stream).poll_shutdown(cx)
     }
 }
 

@@ -93,17 +93,15 @@ pub async fn accept_loop(
                         .ok()
                 })
                 .and_then(|chain| chain_identity(Some(&chain)));
-            let stream = QuicStream {
-                conn,
-                send: Some(send),
-                recv,
-            };
+            let stream = QuicStream::new(conn, send, recv);
             admit.spawn(stream, Some(remote), identity, slots, shutdown);
         });
     }
 }
 
-/// One bidirectional stream; holds the connection so it stays open.
+/// One bidirectional stream as a byte stream; holds its connection so it
+/// stays open, and closes it when dropped. Used by the hub and by clients
+/// (tests, loadtest).
 pub struct QuicStream {
     conn: quinn::Connection,
     /// Always `Some` until dropped.
@@ -114,6 +112,20 @@ pub struct QuicStream {
 /// How long a closing connection waits for the client to acknowledge the
 /// last bytes (a DISCONNECT or refused CONNACK) before closing anyway.
 const CLOSE_LINGER: Duration = Duration::from_secs(2);
+
+impl QuicStream {
+    pub fn new(conn: quinn::Connection, send: quinn::SendStream, recv: quinn::RecvStream) -> Self {
+        QuicStream {
+            conn,
+            send: Some(send),
+            recv,
+        }
+    }
+
+    pub fn connection(&self) -> &quinn::Connection {
+        &self.conn
+    }
+}
 
 impl Drop for QuicStream {
     fn drop(&mut self) {

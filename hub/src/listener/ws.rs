@@ -1,6 +1,7 @@
 //! MQTT over WebSocket: the HTTP upgrade (configured path, subprotocol
 //! `mqtt`) and a byte-stream view of the binary frames, so the connection
 //! task reads MQTT packets that span or share frames like it reads TCP.
+//! Clients (tests, loadtest) use the same byte-stream view.
 
 use std::io;
 use std::pin::Pin;
@@ -54,10 +55,7 @@ where
     let ws = tokio_tungstenite::accept_hdr_async_with_config(stream, check, Some(config))
         .await
         .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
-    Ok(WsStream {
-        inner: ws,
-        read: Bytes::new(),
-    })
+    Ok(WsStream::new(ws))
 }
 
 fn refuse(status: StatusCode, message: &str) -> ErrorResponse {
@@ -72,6 +70,16 @@ pub struct WsStream<S> {
     inner: WebSocketStream<S>,
     /// Unread rest of the last frame.
     read: Bytes,
+}
+
+impl<S> WsStream<S> {
+    /// Wraps an upgraded WebSocket, server or client side.
+    pub fn new(inner: WebSocketStream<S>) -> WsStream<S> {
+        WsStream {
+            inner,
+            read: Bytes::new(),
+        }
+    }
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for WsStream<S> {
