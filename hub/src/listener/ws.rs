@@ -26,6 +26,8 @@ pub async fn accept<S>(stream: S, path: &str, max_frame: usize) -> io::Result<Ws
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
+    // The callback's type is tungstenite's; its error is the HTTP refusal.
+    #[allow(clippy::result_large_err)]
     let check = |req: &Request, mut resp: Response| -> Result<Response, ErrorResponse> {
         if req.uri().path() != path {
             return Err(refuse(StatusCode::NOT_FOUND, "no MQTT endpoint here"));
