@@ -149,10 +149,7 @@ impl Dialer {
                 self.quic.get_or_init(|| e).clone()
             }
         };
-        let name = match &self.server_name {
-            ServerName::DnsName(n) => n.as_ref().to_owned(),
-            other => format!("{other:?}"),
-        };
+        let name = self.server_name.to_str();
         let conn = endpoint
             .connect(self.broker, &name)
             .map_err(io::Error::other)?
