@@ -31,6 +31,8 @@ pub struct Config {
     pub tenants: crate::tenant::TenantConfig,
     /// Per-connection read rates and per-listener accept rates.
     pub rate_limits: crate::ratelimit::RateLimitConfig,
+    /// Listeners beyond `[mqtt] listen` (TLS, WebSocket, QUIC, more TCP).
+    pub listeners: Vec<crate::listener::config::ListenerConfig>,
 }
 
 impl Default for Config {
@@ -49,6 +51,7 @@ impl Default for Config {
             acl: Default::default(),
             tenants: Default::default(),
             rate_limits: Default::default(),
+            listeners: Vec::new(),
         }
     }
 }
@@ -337,7 +340,22 @@ impl Config {
                 return Err(ConfigError::Invalid { field, message });
             }
         }
-        Ok(())
+        crate::listener::config::validate(&self.listeners)
+    }
+
+    /// Every listener to bind: `[mqtt] listen` as `tcp` (unless a
+    /// `[[listeners]]` entry takes that name), then the `[[listeners]]`.
+    pub fn all_listeners(&self) -> Vec<crate::listener::config::ListenerConfig> {
+        use crate::listener::config::{ListenerConfig, DEFAULT_LISTENER};
+        let mut all = Vec::with_capacity(self.listeners.len() + 1);
+        if !self.listeners.iter().any(|l| l.name == DEFAULT_LISTENER) {
+            all.push(ListenerConfig::default_tcp(
+                self.mqtt.listen,
+                self.limits.max_connections,
+            ));
+        }
+        all.extend(self.listeners.iter().cloned());
+        all
     }
 
     /// Every listener on an ephemeral loopback port and state in `data_dir`:

@@ -100,6 +100,8 @@ pub struct Connection<S> {
     close: Option<CloseReason>,
     /// The listener's connection slot, released when this connection ends.
     slot: Option<OwnedSemaphorePermit>,
+    /// The accepting listener's own connection slot (`listeners.max_connections`).
+    listener_slot: Option<OwnedSemaphorePermit>,
     /// Set by the listener; usually one per listener, shared by all its
     /// connections (the remote address comes from the transport on demand).
     peer: Option<Arc<PeerInfo>>,
@@ -126,6 +128,7 @@ impl<S: Transport> Connection<S> {
             shared_inflight: None,
             close: None,
             slot: None,
+            listener_slot: None,
             peer: None,
             username: None,
             access: None,
@@ -156,6 +159,12 @@ impl<S: Transport> Connection<S> {
     /// block, which would store the connection twice.
     pub fn with_slot(mut self, slot: OwnedSemaphorePermit) -> Connection<S> {
         self.slot = Some(slot);
+        self
+    }
+
+    /// Holds the accepting listener's permit as well as the hub-wide one.
+    pub fn with_listener_slot(mut self, slot: OwnedSemaphorePermit) -> Connection<S> {
+        self.listener_slot = Some(slot);
         self
     }
 
@@ -273,7 +282,7 @@ impl<S: Transport> Connection<S> {
             let peer = self.peer.clone();
             // The listener slot goes last: shutdown waits for every slot and
             // then expects nothing to hold the broker any more.
-            let slot = self.slot.take();
+            let slot = (self.slot.take(), self.listener_slot.take());
             Box::pin(self.finish()).await;
             Metrics::dec(&broker.metrics.connections_current);
             if let Some(p) = &peer {
@@ -774,7 +783,12 @@ impl<S: Transport> Connection<S> {
             return Ok(());
         }
         let n = self.wbuf.len();
-        let res = tokio::time::timeout(WRITE_TIMEOUT, self.stream.write_all(&self.wbuf)).await;
+        // Flushed too: TLS and WebSocket transports buffer until told to.
+        let write = async {
+            self.stream.write_all(&self.wbuf).await?;
+            self.stream.flush().await
+        };
+        let res = tokio::time::timeout(WRITE_TIMEOUT, write).await;
         // Keep the buffer only while traffic flows; idle clients hold none.
         self.wbuf = if self.rbuf.is_empty() || self.wbuf.capacity() > 1 << 20 {
             BytesMut::new()

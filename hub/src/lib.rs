@@ -15,6 +15,7 @@ pub mod config;
 pub mod connection;
 pub mod doorbell;
 pub mod httpq;
+pub mod listener;
 pub mod metrics;
 pub mod outbox;
 pub mod peer;

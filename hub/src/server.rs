@@ -15,11 +15,9 @@ use tokio::sync::{watch, Semaphore};
 
 use crate::broker::{lock_write, Broker};
 use crate::config::Config;
-use crate::connection::Connection;
+use crate::listener::{self, config::DEFAULT_LISTENER, Bound};
 use crate::metrics::Metrics;
 use crate::outbox::Queued;
-use crate::peer::PeerInfo;
-use crate::ratelimit::accept::AcceptLimiter;
 use crate::router::trie::SubEntry;
 use crate::session::SessionShared;
 use crate::store::{Loaded, LoadedDelivery, LoadedSession, Store};
@@ -29,7 +27,11 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
 pub struct HubHandle {
     pub broker: Arc<Broker>,
+    /// Address of the default listener (`tcp`).
     pub mqtt_addr: SocketAddr,
+    /// Every bound MQTT listener, by name, in config order.
+    pub listeners: Vec<(String, SocketAddr)>,
+    bound: Arc<Bound>,
     /// Bound admin API address, if enabled.
     pub admin_addr: Option<SocketAddr>,
     /// Bound Kafka-protocol queue address, if enabled.
@@ -60,9 +62,7 @@ pub async fn start(config: Config) -> anyhow::Result<HubHandle> {
         Duration::from_millis(config.persistence.flush_interval_ms),
     )
     .with_context(|| format!("cannot open state database {}", db_path.display()))?;
-    let listener = crate::ratelimit::accept::bind(config.mqtt.listen)
-        .with_context(|| format!("cannot listen for MQTT on {}", config.mqtt.listen))?;
-    let mqtt_addr = listener.local_addr()?;
+    let listeners = config.all_listeners();
     let max_connections = config.limits.max_connections;
     let broker = Arc::new(Broker::new(config, store));
     restore(&broker, loaded);
@@ -70,10 +70,8 @@ pub async fn start(config: Config) -> anyhow::Result<HubHandle> {
     let mut background = Vec::new();
     let shutdown_rx_queue = shutdown_rx.clone();
     let shutdown_rx_bridge = shutdown_rx.clone();
-    let permits = Arc::new(Semaphore::new(max_connections));
-    tracing::info!(%mqtt_addr, "MQTT listener ready");
-
     let shutdown_rx_accept = shutdown_rx.clone();
+    let permits = Arc::new(Semaphore::new(max_connections));
     if broker.config.sys.enabled {
         background.push(tokio::spawn(crate::sys::run(
             broker.clone(),
@@ -125,15 +123,35 @@ pub async fn start(config: Config) -> anyhow::Result<HubHandle> {
     crate::bridge_glue::start(&broker, queue.clone(), shutdown_rx_bridge)
         .context("cannot start the bridge")?;
     // Devices are let in only once the bridge is there to take their messages.
-    background.push(tokio::spawn(accept_loop(
-        broker.clone(),
-        listener,
-        permits.clone(),
-        shutdown_rx_accept,
-    )));
+    let mut bound =
+        match listener::start_all(&broker, &listeners, &permits, &shutdown_rx_accept).await {
+            Ok(b) => b,
+            Err(e) => {
+                // Stop what already runs before reporting.
+                let _ = shutdown.send(true);
+                return Err(e);
+            }
+        };
+    background.append(&mut bound.tasks);
+    let mqtt_addr = bound
+        .addrs
+        .iter()
+        .find(|(name, _)| name == DEFAULT_LISTENER)
+        .or(bound.addrs.first())
+        .map(|(_, a)| *a)
+        .context("no MQTT listener configured")?;
+    let bound = Arc::new(bound);
+    if bound.has_tls() {
+        background.push(tokio::spawn(reload_on_sighup(
+            bound.clone(),
+            shutdown_rx_accept.clone(),
+        )));
+    }
     Ok(HubHandle {
         broker,
         mqtt_addr,
+        listeners: bound.addrs.clone(),
+        bound,
         admin_addr,
         queue_addr,
         queue,
@@ -296,51 +314,24 @@ fn restore(broker: &Arc<Broker>, loaded: Loaded) {
     tracing::info!(sessions, messages, retained = count, "state restored");
 }
 
-async fn accept_loop(
-    broker: Arc<Broker>,
-    listener: TcpListener,
-    permits: Arc<Semaphore>,
-    mut shutdown: watch::Receiver<bool>,
-) {
-    // One for every connection of this listener: an idle connection should
-    // not pay for a copy.
-    let info = Arc::new(PeerInfo::new(
-        Arc::from(crate::peer::DEFAULT_LISTENER),
-        None,
-    ));
-    let pace = AcceptLimiter::for_listener(&broker.config.rate_limits, &info.listener);
-    loop {
-        if let Some(pace) = &pace {
-            // Connect storms wait in the listen backlog, admitted at the set rate.
-            tokio::select! {
-                _ = pace.ready() => {}
-                _ = shutdown.changed() => return,
-            }
+/// SIGHUP re-reads the certificates of every secure listener.
+async fn reload_on_sighup(bound: Arc<Bound>, mut shutdown: watch::Receiver<bool>) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut hup = match signal(SignalKind::hangup()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot watch SIGHUP; certificates reload only through the API");
+            return;
         }
-        let accepted = tokio::select! {
-            a = listener.accept() => a,
-            _ = shutdown.changed() => return,
-        };
-        let (stream, peer) = match accepted {
-            Ok(a) => a,
-            Err(e) => {
-                // Out of file descriptors and the like: back off instead of spinning.
-                tracing::warn!(error = %e, "accept failed");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
+    };
+    loop {
+        tokio::select! {
+            Some(()) = hup.recv() => {
+                tracing::info!("SIGHUP: reloading certificates");
+                let _ = bound.reload_tls();
             }
-        };
-        let Ok(permit) = permits.clone().try_acquire_owned() else {
-            Metrics::inc(&broker.metrics.connections_rejected);
-            tracing::warn!(%peer, "max_connections reached; refusing connection");
-            drop(stream);
-            continue;
-        };
-        let _ = stream.set_nodelay(true);
-        let conn = Connection::new(broker.clone(), stream)
-            .with_slot(permit)
-            .with_peer(info.clone());
-        tokio::spawn(conn.run(shutdown.clone()));
+            _ = shutdown.changed() => return,
+        }
     }
 }
 
@@ -377,6 +368,20 @@ async fn expiry_loop(broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>) {
 }
 
 impl HubHandle {
+    /// Address of the listener named `name`.
+    pub fn listener_addr(&self, name: &str) -> Option<SocketAddr> {
+        self.listeners
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, a)| *a)
+    }
+
+    /// Re-reads every secure listener's certificate files, as SIGHUP does:
+    /// new connections get the new certificates, established ones go on.
+    pub fn reload_tls(&self) -> anyhow::Result<()> {
+        self.bound.reload_tls()
+    }
+
     /// Graceful shutdown: stop accepting, close every connection, wait for
     /// them to park their sessions, commit the store.
     pub async fn shutdown(mut self) -> anyhow::Result<()> {

@@ -21,7 +21,6 @@ use crate::plan::{ConnSpec, Plan, Role};
 use crate::roles::{encode_pending, Publisher, Subscriber};
 use crate::shared::{Phase, Shared};
 use crate::stats::{add, LocalRecorder};
-use crate::transport;
 
 /// Read buffer growth step for connections that carry messages; a packet
 /// larger than this just grows it more, up to the decoder's size limit.
@@ -123,7 +122,7 @@ async fn connection(
 ) -> Outcome {
     let c = &shared.counters;
     let dial_start = Instant::now();
-    let mut stream = match transport::connect(plan.broker, spec.source).await {
+    let stream = match plan.dialer.connect(spec.source).await {
         Ok(s) => s,
         Err(e) => {
             tracing::debug!(client = %spec.client_id, "connect failed: {e}");
@@ -131,7 +130,7 @@ async fn connection(
             return Outcome::Failed;
         }
     };
-    let (mut rd, mut wr) = stream.split();
+    let (mut rd, mut wr) = tokio::io::split(stream);
     let protocol = plan.protocol;
     let max_packet = (plan.size + 64 * 1024).max(1 << 20);
     let mut session = ClientSession::new(client_config(spec, plan));
@@ -308,6 +307,10 @@ async fn connection(
                     Ok(n) => {
                         add(&c.bytes_out, n as u64);
                         wbuf.advance(n);
+                        // TLS, WebSocket and QUIC buffer until flushed (TCP: no-op).
+                        if wbuf.is_empty() && wr.flush().await.is_err() {
+                            failed = true;
+                        }
                     }
                 }
             }

@@ -75,6 +75,18 @@ pub struct RunOptions {
     /// Broker MQTT port.
     #[arg(short, long, default_value_t = 1883)]
     pub port: u16,
+    /// How to reach the broker: tcp, tls, ws, wss or quic.
+    #[arg(long, value_enum, default_value = "tcp")]
+    pub transport: crate::transport::TransportKind,
+    /// PEM CA certificates to verify the broker with (tls, wss, quic).
+    #[arg(long)]
+    pub cafile: Option<PathBuf>,
+    /// Accept any broker certificate (tls, wss, quic), e.g. a self-signed one.
+    #[arg(long)]
+    pub insecure: bool,
+    /// WebSocket path (ws, wss).
+    #[arg(long, default_value = "/mqtt")]
+    pub ws_path: String,
     /// MQTT protocol version.
     #[arg(short = 'V', long = "mqtt-version", value_enum, default_value = "5")]
     pub version: MqttVersion,
@@ -170,6 +182,10 @@ impl Default for RunOptions {
         RunOptions {
             host: "127.0.0.1".into(),
             port: 1883,
+            transport: crate::transport::TransportKind::Tcp,
+            cafile: None,
+            insecure: false,
+            ws_path: "/mqtt".into(),
             version: MqttVersion::V5,
             connections: None,
             publishers: None,

@@ -6,6 +6,7 @@
 //! split; worker `w` of `n` takes the indices `i` with `i % n == w`.
 
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
@@ -13,6 +14,7 @@ use mqtt::QoS;
 
 use crate::options::{RunOptions, Scenario};
 use crate::payload;
+use crate::transport::Dialer;
 
 /// What one connection does.
 #[derive(Clone, Debug)]
@@ -47,6 +49,8 @@ pub struct Plan {
     /// Stamped into every payload; the same in every worker of a run.
     pub run_id: u32,
     pub broker: SocketAddr,
+    /// Opens connections to `broker` over the chosen transport.
+    pub dialer: Arc<Dialer>,
     pub protocol: mqtt::Protocol,
     pub qos: QoS,
     pub sub_qos: QoS,
@@ -253,6 +257,7 @@ impl Plan {
             scenario,
             run_id: o.run_id.unwrap_or_else(payload::new_run_id),
             broker,
+            dialer: Arc::new(Dialer::new(o, broker)?),
             protocol: o.version.protocol(),
             qos: pub_qos,
             sub_qos,

@@ -9,6 +9,9 @@
 //! - [`V4`] / [`V5`]: the third-party `rumqttc` client (v3.1.1 and v5 APIs)
 //!   with its event loop driven by a task and its events forwarded to a
 //!   channel the test reads with timeouts.
+//! - [`pki::TestPki`]: a CA, server and client certificates made at test
+//!   time (rcgen) for the TLS, WSS and QUIC listeners; [`transports`] has
+//!   TLS and QUIC client streams for [`RawClient`].
 //! - [`HubProcess`]: the hub as a separate OS process (for SIGKILL tests).
 //!
 //! Negative assertions ("this was NOT delivered") never rely on a sleep
@@ -37,7 +40,9 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 
+pub mod pki;
 pub mod security;
+pub mod transports;
 
 /// Upper bound for any single expected event.
 pub const TIMEOUT: Duration = Duration::from_secs(5);
@@ -179,8 +184,12 @@ pub enum Read {
 }
 
 /// A mock client speaking raw MQTT with our codec.
+/// Any byte stream a test client speaks MQTT over (TCP, TLS, WebSocket, QUIC).
+pub trait ClientStream: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> ClientStream for T {}
+
 pub struct RawClient {
-    pub stream: TcpStream,
+    pub stream: Box<dyn ClientStream>,
     pub protocol: Protocol,
     rbuf: BytesMut,
 }
@@ -231,8 +240,13 @@ impl RawClient {
             .await
             .expect("TCP connect");
         stream.set_nodelay(true).unwrap();
+        RawClient::over(stream, protocol)
+    }
+
+    /// A client over an already open stream (TLS, WebSocket, QUIC).
+    pub fn over(stream: impl ClientStream + 'static, protocol: Protocol) -> RawClient {
         RawClient {
-            stream,
+            stream: Box::new(stream),
             protocol,
             rbuf: BytesMut::with_capacity(4096),
         }
@@ -280,7 +294,12 @@ impl RawClient {
     /// Writes bytes as they are. Write errors are ignored: the hub may have
     /// closed the connection already, which the next read reports.
     pub async fn send_raw(&mut self, bytes: &[u8]) {
-        let _ = within("socket write", self.stream.write_all(bytes)).await;
+        // Flushed: TLS and QUIC streams buffer until told to.
+        let _ = within("socket write", async {
+            self.stream.write_all(bytes).await?;
+            self.stream.flush().await
+        })
+        .await;
     }
 
     /// Reads the next packet or the end of the connection, waiting up to `d`.
