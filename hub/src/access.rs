@@ -146,6 +146,20 @@ impl Access {
         acl::allowed(&security.acl, &self.rule_chain, self.who(), action, inner)
     }
 
+    /// Whether this client may do anything a client outside tenants may:
+    /// no tenant, no token expiry, no rate limit, no rules that could say
+    /// no. The connection then keeps no `Access` at all (an idle device's
+    /// memory is the hub's scaling limit) and uses `open_allows`.
+    pub fn is_open(&self, security: &Security) -> bool {
+        self.tenant.is_none()
+            && self.expires_at.is_none()
+            && !self.limiter.is_active()
+            && self._slot.is_none()
+            && self.rule_chain.iter().all(|r| r.is_empty())
+            && security.acl.rules.is_empty()
+            && security.acl.default == crate::acl::Permission::Allow
+    }
+
     /// The internal topic to route a PUBLISH to, or `None` if it is denied.
     pub fn publish_topic(&self, security: &Security, topic: &str) -> Option<String> {
         if !self.may(security, Action::Publish, topic) {
@@ -172,6 +186,12 @@ impl Access {
             None => filter.to_owned(),
         }
     }
+}
+
+/// What an open client (see `Access::is_open`) may name: anything but
+/// the tenants' root.
+pub fn open_allows(name: &str) -> bool {
+    !tenant::names_root(name)
 }
 
 /// SUBACK codes in the SUBSCRIBE's order: 0x87 where the ACL refused a

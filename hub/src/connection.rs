@@ -421,7 +421,10 @@ impl<S: Transport> Connection<S> {
                         .admit(&self.broker.metrics, Some(&peer), &mut c)
                         .await
                     {
-                        Ok(access) => self.access = Some(Box::new(access)),
+                        // An open client keeps nothing: `None` means open.
+                        Ok(access) => {
+                            self.access = (!access.is_open(security)).then(|| Box::new(access));
+                        }
                         Err(code) => {
                             self.session.reject(code);
                             continue;
@@ -452,16 +455,19 @@ impl<S: Transport> Connection<S> {
                     let qi = crate::metrics::qos_index(p.qos);
                     Metrics::inc(&m.messages_in_qos[qi]);
                     Metrics::add(&m.payload_in_qos[qi], p.payload.len() as u64);
-                    match self
-                        .access
-                        .as_ref()
-                        .map(|a| a.publish_topic(&self.broker.security, &p.topic))
-                    {
-                        Some(Some(topic)) => p.topic = topic,
-                        _ => {
-                            self.publish_denied(&p);
-                            continue;
-                        }
+                    let allowed = match &self.access {
+                        Some(a) => match a.publish_topic(&self.broker.security, &p.topic) {
+                            Some(topic) => {
+                                p.topic = topic;
+                                true
+                            }
+                            None => false,
+                        },
+                        None => crate::access::open_allows(&p.topic),
+                    };
+                    if !allowed {
+                        self.publish_denied(&p);
+                        continue;
                     }
                     // The hub-side id: a tenant client's is under its namespace.
                     let publisher = match &self.attached {
@@ -654,11 +660,11 @@ impl<S: Transport> Connection<S> {
         let security = &self.broker.security;
         let mut denied = Vec::with_capacity(s.filters.len());
         s.filters.retain_mut(|f| {
-            match self
-                .access
-                .as_ref()
-                .and_then(|a| a.subscribe_filter(security, &f.filter))
-            {
+            let mapped = match &self.access {
+                Some(a) => a.subscribe_filter(security, &f.filter),
+                None => crate::access::open_allows(&f.filter).then(|| f.filter.clone()),
+            };
+            match mapped {
                 Some(filter) => {
                     f.filter = filter;
                     denied.push(false);
