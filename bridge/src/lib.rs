@@ -72,11 +72,13 @@ pub struct UplinkAck {
 }
 
 impl UplinkAck {
-    pub async fn wait(self) -> Result<(), SinkError> {
+    /// Where each record went, once all are durable.
+    pub async fn wait(self) -> Result<Vec<sink::Placed>, SinkError> {
+        let mut placed = Vec::with_capacity(self.pending.len());
         for p in self.pending {
-            p.await.unwrap_or(Err(SinkError::Stopped))?;
+            placed.push(p.await.unwrap_or(Err(SinkError::Stopped))?);
         }
-        Ok(())
+        Ok(placed)
     }
 }
 

@@ -40,7 +40,7 @@ pub enum SinkError {
 struct Job {
     record: Record,
     dead_letter: Arc<str>,
-    done: oneshot::Sender<Result<(), SinkError>>,
+    done: oneshot::Sender<Result<Placed, SinkError>>,
 }
 
 /// Handle to the append task. Cheap to clone.
@@ -55,7 +55,17 @@ pub struct EmbeddedSink {
 pub type SinkTask = std::thread::JoinHandle<()>;
 
 /// Resolves when a record is durable (or failed).
-pub type Pending = oneshot::Receiver<Result<(), SinkError>>;
+pub type Pending = oneshot::Receiver<Result<Placed, SinkError>>;
+
+/// Where a record was appended (for message trace).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Placed {
+    pub topic: String,
+    pub partition: i32,
+    pub offset: i64,
+    /// Appended to the rule's dead-letter topic instead.
+    pub dead_lettered: bool,
+}
 
 impl EmbeddedSink {
     pub fn start(
@@ -150,12 +160,18 @@ fn flush_run(q: &queue::Broker, counters: &Counters, topic: &str, partition: i32
     }
     let msgs: Vec<queue::Message> = run.iter().map(|j| to_message(&j.record)).collect();
     match q.append(topic, partition, &msgs) {
-        Ok(_) => {
-            for job in run {
+        Ok(range) => {
+            for (offset, job) in (range.start..).zip(run) {
                 counters
                     .uplink_delivered
                     .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                finish(job, Ok(()));
+                let placed = Placed {
+                    topic: topic.to_string(),
+                    partition,
+                    offset,
+                    dead_lettered: false,
+                };
+                finish(job, Ok(placed));
             }
         }
         Err(QueueError::MessageTooLarge { .. }) if run.len() > 1 => {
@@ -217,10 +233,16 @@ fn dead_letter(q: &queue::Broker, counters: &Counters, job: Job, reason: &str) {
         .topic_or_create(&job.dead_letter, true)
         .and_then(|_| q.append(&job.dead_letter, 0, std::slice::from_ref(&m)));
     match r {
-        Ok(_) => {
+        Ok(range) => {
             tracing::warn!(topic = %job.record.topic, dead_letter = %job.dead_letter, reason, "record dead-lettered");
             Counters::inc(&counters.dead_lettered);
-            finish(job, Ok(()));
+            let placed = Placed {
+                topic: job.dead_letter.to_string(),
+                partition: 0,
+                offset: range.start,
+                dead_lettered: true,
+            };
+            finish(job, Ok(placed));
         }
         Err(e) => {
             tracing::error!(dead_letter = %job.dead_letter, error = %e, "dead-letter append failed");
@@ -230,7 +252,7 @@ fn dead_letter(q: &queue::Broker, counters: &Counters, job: Job, reason: &str) {
     }
 }
 
-fn finish(job: Job, r: Result<(), SinkError>) {
+fn finish(job: Job, r: Result<Placed, SinkError>) {
     // The publisher may have gone away; nothing to tell then.
     let _ = job.done.send(r);
 }

@@ -14,6 +14,7 @@ use tokio::sync::watch;
 
 use crate::broker::{Broker, RouteOutcome};
 use crate::config::Config;
+use crate::trace::Hop;
 
 /// Creates the bridge (topics its rules name, the delay store) and starts
 /// its downlink and delay tasks.
@@ -97,8 +98,13 @@ pub fn reload_on_sighup(broker: Arc<Broker>, path: std::path::PathBuf) {
 pub enum Hook {
     /// Routing only.
     Plain,
-    /// Uplink records on their way to the queue; the edge id to remember once durable.
-    Bridged(bridge::UplinkAck, Option<(Arc<Bridge>, String)>),
+    /// Uplink records on their way to the queue; the edge id to remember
+    /// once durable; the trace to add the `appended` hops to, if traced.
+    Bridged(
+        bridge::UplinkAck,
+        Option<(Arc<Bridge>, String)>,
+        Option<(Arc<Broker>, u64)>,
+    ),
     /// Routed; remember the edge id.
     Remember(Arc<Bridge>, String),
     /// Not routed (a repeat, or held as delayed): answer with this.
@@ -120,10 +126,25 @@ impl Hook {
                 b.remember(&id);
                 routed
             }
-            Hook::Bridged(ack, edge) => match ack.wait().await {
-                Ok(()) => {
+            Hook::Bridged(ack, edge, trace) => match ack.wait().await {
+                Ok(placed) => {
                     if let Some((b, id)) = edge {
                         b.remember(&id);
+                    }
+                    if let Some((broker, trace_id)) = trace {
+                        for p in placed {
+                            broker.tracer.hop(
+                                trace_id,
+                                Hop {
+                                    kind: "appended",
+                                    queue_topic: Some(p.topic),
+                                    partition: Some(p.partition),
+                                    offset: Some(p.offset),
+                                    detail: p.dead_lettered.then(|| "dead-lettered".to_string()),
+                                    ..Hop::default()
+                                },
+                            );
+                        }
                     }
                     ReasonCode::SUCCESS
                 }
@@ -181,7 +202,10 @@ pub async fn publish(
     }
     let outcome = broker.publish(message.clone()).await;
     let hook = match (b.uplink(&message, username).await, edge_id) {
-        (Some(ack), id) => Hook::Bridged(ack, id.map(|id| (b.clone(), id))),
+        (Some(ack), id) => {
+            let trace = (message.trace_id != 0).then(|| (broker.clone(), message.trace_id));
+            Hook::Bridged(ack, id.map(|id| (b.clone(), id)), trace)
+        }
         (None, Some(id)) => Hook::Remember(b.clone(), id),
         (None, None) => Hook::Plain,
     };

@@ -3,8 +3,9 @@
 //! timestamps: received from the device, queued for and sent to the MQTT
 //! subscriber, acknowledged by it; and for a message sent to a queue topic,
 //! appended (topic/partition/offset) and consumed by a Kafka consumer
-//! group (confluent-kafka), as seen from its committed offset. The device
-//! to queue hop needs the bridge (issue 6) and is not covered here.
+//! group (confluent-kafka), as seen from its committed offset; and a device
+//! message through a bridge rule: received, delivered to the subscriber,
+//! appended to the queue topic and consumed by a Kafka group.
 
 use mqtt::{Packet, QoS};
 use serde_json::{json, Value};
@@ -217,4 +218,74 @@ async fn a_traced_message_dropped_from_a_full_session_queue_says_so() {
     assert_eq!(kinds(&first), ["received", "queued", "dropped"], "{first}");
     assert_eq!(first["hops"][1]["detail"], "offline");
     assert_eq!(first["hops"][2]["detail"], "session queue full");
+}
+
+/// Bridge rules for the device -> queue path below.
+const BRIDGE: &str = r#"
+[bridge]
+enabled = true
+[[bridge.uplink]]
+filter = "plant/#"
+topic = "plant-telemetry"
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn traced_device_message_path_through_the_bridge_to_a_kafka_group() {
+    require_tool("python3", &["-c", "import confluent_kafka"]);
+    let hub = TestHub::start_with(|c| {
+        c.bridge = hub::Config::parse(BRIDGE).expect("rules parse").bridge;
+    })
+    .await;
+    let admin = Admin::of(&hub);
+    admin
+        .post("/api/v1/trace/rules", json!({"topic": "plant/#"}))
+        .await;
+    let mut sub = RawClient::v5(hub.addr, "scada").await;
+    sub.sub(1, "plant/+/temp", QoS::AtLeastOnce).await;
+    let mut device = RawClient::v5(hub.addr, "sensor-7").await;
+    // PUBACK only once the bridge has appended the record.
+    device
+        .publish_acked(publish("plant/line1/temp", QoS::AtLeastOnce, 1, "71.5"))
+        .await;
+    sub.recv_publish_ack().await;
+    sub.send(Packet::PingReq).await;
+    assert!(matches!(sub.recv().await, Packet::PingResp));
+
+    let queue_addr = hub.handle.as_ref().unwrap().queue_addr.unwrap();
+    let out = tokio::time::timeout(
+        std::time::Duration::from_secs(60),
+        tokio::process::Command::new("python3")
+            .arg(python_dir().join("kafka_group_consume.py"))
+            .args([&queue_addr.to_string(), "backend", "plant-telemetry", "1"])
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .expect("consumer finished in time")
+    .expect("python3 runs");
+    assert!(
+        out.status.success(),
+        "consumer: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let list = admin.get("/api/v1/traces").await;
+    let id = list["data"][0]["trace_id"].as_u64().expect("one trace");
+    let t = admin.get(&format!("/api/v1/traces/{id}")).await;
+    let k = kinds(&t);
+    assert_eq!(k.first().map(String::as_str), Some("received"), "{t}");
+    assert_eq!(k.last().map(String::as_str), Some("consumed"), "{t}");
+    for hop in ["queued", "sent", "acked", "appended"] {
+        assert!(k.iter().any(|x| x == hop), "no {hop} hop: {t}");
+    }
+    let hops = t["hops"].as_array().unwrap();
+    let appended = hops.iter().find(|h| h["kind"] == "appended").unwrap();
+    assert_eq!(appended["queue_topic"], "plant-telemetry", "{t}");
+    assert_eq!(appended["offset"], 0, "{t}");
+    let consumed = hops.last().unwrap();
+    assert_eq!(consumed["group"], "backend", "{t}");
+    assert_eq!(consumed["queue_topic"], "plant-telemetry", "{t}");
+    let acked = hops.iter().find(|h| h["kind"] == "acked").unwrap();
+    assert_eq!(acked["client_id"], "scada", "{t}");
+    assert_timestamps_ordered(&t);
 }
