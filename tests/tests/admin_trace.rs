@@ -288,4 +288,13 @@ async fn traced_device_message_path_through_the_bridge_to_a_kafka_group() {
     let acked = hops.iter().find(|h| h["kind"] == "acked").unwrap();
     assert_eq!(acked["client_id"], "scada", "{t}");
     assert_timestamps_ordered(&t);
+
+    // The bridge's counters are in /metrics too.
+    let metrics = admin.raw("GET", "/metrics", None, true).await.text();
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l == "hub_bridge_uplink_delivered_total 1"),
+        "{metrics}"
+    );
 }

@@ -290,6 +290,75 @@ pub fn text(state: &AdminState) -> String {
             }
         }
     }
+    if let Some(b) = state.broker.bridge.get() {
+        let c = &b.counters;
+        let g = bridge::Counters::get;
+        for (name, help, v) in [
+            (
+                "uplink_matched",
+                "Device publishes matched by an uplink rule.",
+                g(&c.uplink_matched),
+            ),
+            (
+                "uplink_delivered",
+                "Uplink records appended to their queue topic.",
+                g(&c.uplink_delivered),
+            ),
+            (
+                "uplink_failed",
+                "Uplink records refused by storage (the device resends).",
+                g(&c.uplink_failed),
+            ),
+            (
+                "dead_lettered",
+                "Records moved to a dead-letter topic.",
+                g(&c.dead_lettered),
+            ),
+            (
+                "duplicates_dropped",
+                "Edge-agent repeats dropped.",
+                g(&c.duplicates_dropped),
+            ),
+            (
+                "downlink_delivered",
+                "Commands handed to MQTT routing.",
+                g(&c.downlink_delivered),
+            ),
+            (
+                "downlink_skipped",
+                "Commands that could not be mapped to MQTT.",
+                g(&c.downlink_skipped),
+            ),
+            (
+                "delayed_accepted",
+                "Delayed messages accepted.",
+                g(&c.delayed_accepted),
+            ),
+            (
+                "delayed_released",
+                "Delayed messages released when due.",
+                g(&c.delayed_released),
+            ),
+            (
+                "delayed_refused",
+                "Delayed messages refused (quota or storage).",
+                g(&c.delayed_refused),
+            ),
+            (
+                "retry_scheduled",
+                "Consumer retries scheduled on the retry ladder.",
+                g(&c.retry_scheduled),
+            ),
+        ] {
+            o.one(&format!("hub_bridge_{name}_total"), "counter", help, v);
+        }
+        o.one(
+            "hub_bridge_delayed_pending",
+            "gauge",
+            "Delayed messages waiting for their time.",
+            b.delay().map_or(0, |d| d.pending()),
+        );
+    }
     o.0
 }
 
