@@ -6,11 +6,11 @@
 
 use std::collections::BTreeMap;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::template::{Scope, Template};
 
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct BridgeConfig {
     /// Turns the whole bridge off (rules are still validated).
@@ -36,7 +36,7 @@ impl Default for BridgeConfig {
 }
 
 /// How an uplink rule names the queue topic.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum UplinkMode {
     /// `topic` names the queue topic.
@@ -48,7 +48,7 @@ pub enum UplinkMode {
 }
 
 /// Flush policy of a topic the bridge creates.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum RuleFlush {
     Sync,
@@ -66,7 +66,7 @@ impl RuleFlush {
     }
 }
 
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct UplinkConfig {
     /// MQTT topic filter (wildcards allowed, no `$share`).
@@ -104,7 +104,7 @@ fn default_dlq() -> String {
     "bridge-dead-letter".into()
 }
 
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct DownlinkConfig {
     /// Queue topic the commands are read from.
@@ -133,7 +133,7 @@ fn default_group() -> String {
     "hub-bridge".into()
 }
 
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct DedupeConfig {
     /// User property holding a stable message id (the edge agent's).
@@ -154,7 +154,7 @@ impl Default for DedupeConfig {
     }
 }
 
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct DelayedConfig {
     /// Accept `$delayed/<seconds>/<topic>` publishes and `deliver-at` headers.
@@ -180,7 +180,7 @@ impl Default for DelayedConfig {
 }
 
 /// The consumer retry ladder (see retry.rs).
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct RetryConfig {
     /// Base topics: `<topic>.retry` is read, records go back to `<topic>`

@@ -173,6 +173,11 @@ impl Bridge {
         }))
     }
 
+    /// The rules in force (for the admin API).
+    pub fn config(&self) -> BridgeConfig {
+        self.active().0.clone()
+    }
+
     fn active(&self) -> Arc<(BridgeConfig, Rules)> {
         self.config
             .read()

@@ -11,6 +11,10 @@ use serde::Deserialize;
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
+    /// The file this config was loaded from, if any (the admin API reloads
+    /// bridge rules from it).
+    #[serde(skip)]
+    pub source: Option<PathBuf>,
     /// Folder for the hub's state (sessions, retained messages, queue logs).
     pub data_dir: PathBuf,
     pub mqtt: MqttConfig,
@@ -38,6 +42,7 @@ pub struct Config {
 impl Default for Config {
     fn default() -> Self {
         Config {
+            source: None,
             data_dir: PathBuf::from("data"),
             mqtt: MqttConfig::default(),
             limits: Limits::default(),
@@ -267,13 +272,15 @@ impl Config {
             path: path.to_owned(),
             source,
         })?;
-        Config::parse(&text).map_err(|e| match e {
+        let mut config = Config::parse(&text).map_err(|e| match e {
             ConfigError::Parse { message, .. } => ConfigError::Parse {
                 path: path.to_owned(),
                 message,
             },
             other => other,
-        })
+        })?;
+        config.source = Some(path.to_owned());
+        Ok(config)
     }
 
     /// Parses TOML text; the error names the field and line at fault.

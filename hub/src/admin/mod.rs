@@ -118,6 +118,7 @@ pub fn router(state: AdminState) -> Router {
         .route("/api/v1/traces/{id}", get(trace::get))
         .route("/api/v1/alerts", get(alerts::list))
         .route("/api/v1/bridge/rules", get(stats::bridge))
+        .route("/api/v1/bridge/reload", post(stats::bridge_reload))
         .route("/metrics", get(prometheus::render))
         .route("/", get(console::redirect))
         .route("/console", get(console::page))

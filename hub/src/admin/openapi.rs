@@ -41,6 +41,7 @@ pub const ENDPOINTS: &[(&str, &str, &str, &[&str], bool)] = &[
     ("get", "/api/v1/traces/{id}", "One traced message's path, in time order", &[], false),
     ("get", "/api/v1/alerts", "Alerts in force and recent changes", &[], false),
     ("get", "/api/v1/bridge/rules", "Bridge rules, status and counters (404 without a bridge)", &[], false),
+    ("post", "/api/v1/bridge/reload", "Re-read the bridge uplink rules from the config file (400 names the field; 409 without a file)", &[], false),
     ("get", "/metrics", "Prometheus text format", &[], false),
     ("get", "/console", "Web console", &[], false),
 ];

@@ -73,12 +73,38 @@ pub async fn stats(State(state): State<AdminState>) -> Json<Value> {
 /// Bridge rules, status and counters; 404 with a message when the hub runs
 /// without a bridge.
 pub async fn bridge(State(state): State<AdminState>) -> Result<Json<Value>, ApiError> {
+    let Some(b) = state.broker.bridge.get() else {
+        return Err(bridge_disabled());
+    };
+    Ok(Json(json!({
+        "enabled": b.config().enabled,
+        "config": b.config(),
+        "counters": crate::bridge_glue::stats(&state.broker),
+        "config_file": state.broker.config.source.as_ref().map(|p| p.display().to_string()),
+    })))
+}
+
+/// Re-reads the uplink rules from the hub's config file (as SIGHUP does);
+/// on an error the old rules stay and the answer names the field.
+pub async fn bridge_reload(State(state): State<AdminState>) -> Result<Json<Value>, ApiError> {
     if state.broker.bridge.get().is_none() {
-        return Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            "bridge_disabled",
-            "this hub runs without the MQTT-to-queue bridge",
-        ));
+        return Err(bridge_disabled());
     }
-    Ok(Json(crate::bridge_glue::stats(&state.broker)))
+    let Some(path) = state.broker.config.source.clone() else {
+        return Err(ApiError::conflict(
+            "no_config_file",
+            "the hub was started without a config file; there is nothing to reload",
+        ));
+    };
+    crate::bridge_glue::reload(&state.broker, &path)
+        .map_err(|e| ApiError::bad_request(format!("{e:#}")))?;
+    bridge(State(state)).await
+}
+
+fn bridge_disabled() -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "bridge_disabled",
+        "this hub runs without the MQTT-to-queue bridge",
+    )
 }
