@@ -94,6 +94,13 @@ pub fn reload_on_sighup(broker: Arc<Broker>, path: std::path::PathBuf) {
     });
 }
 
+/// Times publish-to-append: when the PUBLISH was received, and where the
+/// histogram is.
+pub struct Appended {
+    received: std::time::Instant,
+    broker: Arc<Broker>,
+}
+
 /// What the PUBACK of a publish must wait for.
 pub enum Hook {
     /// Routing only.
@@ -104,6 +111,7 @@ pub enum Hook {
         bridge::UplinkAck,
         Option<(Arc<Bridge>, String)>,
         Option<(Arc<Broker>, u64)>,
+        Appended,
     ),
     /// Routed; remember the edge id.
     Remember(Arc<Bridge>, String),
@@ -126,8 +134,13 @@ impl Hook {
                 b.remember(&id);
                 routed
             }
-            Hook::Bridged(ack, edge, trace) => match ack.wait().await {
+            Hook::Bridged(ack, edge, trace, appended) => match ack.wait().await {
                 Ok(placed) => {
+                    appended
+                        .broker
+                        .metrics
+                        .publish_to_append
+                        .observe(appended.received.elapsed());
                     if let Some((b, id)) = edge {
                         b.remember(&id);
                     }
@@ -204,7 +217,11 @@ pub async fn publish(
     let hook = match (b.uplink(&message, username).await, edge_id) {
         (Some(ack), id) => {
             let trace = (message.trace_id != 0).then(|| (broker.clone(), message.trace_id));
-            Hook::Bridged(ack, id.map(|id| (b.clone(), id)), trace)
+            let appended = Appended {
+                received: message.received_at.unwrap_or_else(std::time::Instant::now),
+                broker: broker.clone(),
+            };
+            Hook::Bridged(ack, id.map(|id| (b.clone(), id)), trace, appended)
         }
         (None, Some(id)) => Hook::Remember(b.clone(), id),
         (None, None) => Hook::Plain,

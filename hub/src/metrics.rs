@@ -83,6 +83,9 @@ pub struct Metrics {
     pub connections_by_listener: DashMap<Arc<str>, u64>,
     /// Time from receipt of a PUBLISH to its encoding for a subscriber.
     pub publish_to_deliver: Histogram,
+    /// Time from receipt of a PUBLISH to its bridge record being appended
+    /// (durable under the topic's flush policy).
+    pub publish_to_append: Histogram,
     /// CONNECTs refused for wrong, expired or missing credentials.
     pub auth_failures: AtomicU64,
     /// Publishes and subscriptions refused by the ACL.

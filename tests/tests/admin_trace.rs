@@ -291,10 +291,10 @@ async fn traced_device_message_path_through_the_bridge_to_a_kafka_group() {
 
     // The bridge's counters are in /metrics too.
     let metrics = admin.raw("GET", "/metrics", None, true).await.text();
-    assert!(
-        metrics
-            .lines()
-            .any(|l| l == "hub_bridge_uplink_delivered_total 1"),
-        "{metrics}"
-    );
+    for line in [
+        "hub_bridge_uplink_delivered_total 1",
+        "hub_publish_to_append_seconds_count 1",
+    ] {
+        assert!(metrics.lines().any(|l| l == line), "{line}: {metrics}");
+    }
 }

@@ -203,6 +203,11 @@ pub fn text(state: &AdminState) -> String {
         "Time from receiving a PUBLISH to writing it to a subscriber.",
         &m.publish_to_deliver,
     );
+    o.histogram(
+        "hub_publish_to_append_seconds",
+        "Time from receiving a PUBLISH to its bridge record being appended to the queue.",
+        &m.publish_to_append,
+    );
     o.one(
         "hub_trace_active",
         "gauge",
