@@ -35,6 +35,28 @@ fn assert_timestamps_ordered(trace: &Value) {
     assert!(at.windows(2).all(|w| w[0] <= w[1]), "in time order: {at:?}");
 }
 
+/// Consumes `n` messages of `topic` as a member of `group` (confluent-kafka),
+/// committing the offsets the trace reads its `consumed` hops from.
+async fn consume_in_group(hub: &TestHub, group: &str, topic: &str, n: usize) {
+    let queue_addr = hub.handle.as_ref().unwrap().queue_addr.unwrap();
+    let out = tokio::time::timeout(
+        std::time::Duration::from_secs(60),
+        tokio::process::Command::new("python3")
+            .arg(python_dir().join("kafka_group_consume.py"))
+            .args([&queue_addr.to_string(), group, topic, &n.to_string()])
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .expect("consumer finished in time")
+    .expect("python3 runs");
+    assert!(
+        out.status.success(),
+        "consumer: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn traced_message_path_from_device_to_subscriber_and_queue_consumer() {
     require_tool("python3", &["-c", "import confluent_kafka"]);
@@ -111,23 +133,7 @@ async fn traced_message_path_from_device_to_subscriber_and_queue_consumer() {
     assert_eq!(s, 200, "{r}");
     let qid = r["trace_id"].as_u64().unwrap();
     assert_ne!(qid, 0, "message id rule matched");
-    let queue_addr = hub.handle.as_ref().unwrap().queue_addr.unwrap();
-    let out = tokio::time::timeout(
-        std::time::Duration::from_secs(60),
-        tokio::process::Command::new("python3")
-            .arg(python_dir().join("kafka_group_consume.py"))
-            .args([&queue_addr.to_string(), "backend", "plant-orders", "1"])
-            .kill_on_drop(true)
-            .output(),
-    )
-    .await
-    .expect("consumer finished in time")
-    .expect("python3 runs");
-    assert!(
-        out.status.success(),
-        "consumer: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    consume_in_group(&hub, "backend", "plant-orders", 1).await;
     let by_id = admin.get("/api/v1/traces?message_id=order-77").await;
     assert_eq!(by_id["data"][0]["trace_id"], qid);
     let t = admin.get(&format!("/api/v1/traces/{qid}")).await;
@@ -251,23 +257,7 @@ async fn traced_device_message_path_through_the_bridge_to_a_kafka_group() {
     sub.send(Packet::PingReq).await;
     assert!(matches!(sub.recv().await, Packet::PingResp));
 
-    let queue_addr = hub.handle.as_ref().unwrap().queue_addr.unwrap();
-    let out = tokio::time::timeout(
-        std::time::Duration::from_secs(60),
-        tokio::process::Command::new("python3")
-            .arg(python_dir().join("kafka_group_consume.py"))
-            .args([&queue_addr.to_string(), "backend", "plant-telemetry", "1"])
-            .kill_on_drop(true)
-            .output(),
-    )
-    .await
-    .expect("consumer finished in time")
-    .expect("python3 runs");
-    assert!(
-        out.status.success(),
-        "consumer: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    consume_in_group(&hub, "backend", "plant-telemetry", 1).await;
 
     let list = admin.get("/api/v1/traces").await;
     let id = list["data"][0]["trace_id"].as_u64().expect("one trace");

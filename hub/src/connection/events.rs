@@ -1,0 +1,256 @@
+//! What a connection does with its session's events: admission (with
+//! authentication), publishes routed and handed to the bridge (acknowledged
+//! in arrival order), subscriptions, acknowledgements and their store ops.
+
+use super::*;
+
+impl<S: Transport> Connection<S> {
+    /// Answers deferred publishes in arrival order once the store (under
+    /// `sync`) and the bridge have them.
+    pub(super) async fn finish_acks(&mut self, acks: Vec<PendingAck>) {
+        let any_stored = RouteOutcome {
+            delivered: 0,
+            stored: acks.iter().any(|a| a.outcome.stored),
+        };
+        let flushed = self.broker.flush_if_sync(&any_stored).await;
+        for PendingAck {
+            qos,
+            pkid,
+            outcome,
+            hook,
+        } in acks
+        {
+            let reason = match &flushed {
+                Err(e) => {
+                    tracing::error!(error = %e, "message not persisted; refusing it");
+                    ReasonCode::IMPLEMENTATION_SPECIFIC_ERROR
+                }
+                Ok(()) => hook.reason(outcome.delivered).await,
+            };
+            if !reason.is_success() && qos == QoS::ExactlyOnce {
+                if let Some(a) = self.attached.as_ref().filter(|a| a.session.is_persistent()) {
+                    let op = Op::RemoveInbound(a.session.client_id.clone(), pkid);
+                    self.broker.submit(vec![op]).await;
+                }
+            }
+            if !reason.is_success() && self.session.protocol() != Protocol::V5 {
+                // v3 has no negative acknowledgement: close, the client resends.
+                self.session.close_by_server(reason);
+            } else {
+                self.session.publish_done(qos, pkid, reason);
+            }
+        }
+    }
+
+    pub(super) async fn process_events(&mut self) {
+        // Acknowledgements of the publishes decoded together are answered
+        // together, in order, before any other event: their bridge records
+        // share one append and their store writes one flush.
+        let mut acks: Vec<PendingAck> = Vec::new();
+        while let Some(event) = self.session.poll_event() {
+            if !acks.is_empty() && !matches!(event, Event::Publish(_)) {
+                Box::pin(self.finish_acks(std::mem::take(&mut acks))).await;
+            }
+            match event {
+                Event::Connect(mut c) => {
+                    // With the remote address filled in: failures are slowed
+                    // down per address.
+                    let peer = self.peer();
+                    let security = &self.broker.security;
+                    match security
+                        .admit(&self.broker.metrics, Some(&peer), &mut c)
+                        .await
+                    {
+                        // An open client keeps nothing: `None` means open.
+                        Ok(access) => {
+                            self.access = (!access.is_open(security)).then(|| Box::new(access));
+                        }
+                        Err(code) => {
+                            self.session.reject(code);
+                            continue;
+                        }
+                    }
+                    let Admission {
+                        session,
+                        resumed,
+                        assigned_id,
+                    } = self.broker.admit(self.id, &c).await;
+                    tracing::debug!(conn = self.id, client = %session.client_id, protocol = ?c.protocol, "connected");
+                    self.will = c.will.clone().map(Box::new);
+                    self.username = c.username.as_deref().map(Arc::from);
+                    let rri = c.properties.request_response_information == Some(1);
+                    self.sync_barrier().await;
+                    self.session.accept(assigned_id, resumed, rri);
+                    crate::admin::clients::attach_info(
+                        &session,
+                        self.peer.clone(),
+                        self.stream.peer_addr(),
+                        &c,
+                    );
+                    self.attached = Some(Attached { session });
+                }
+                Event::Publish(mut p) => {
+                    let m = &self.broker.metrics;
+                    Metrics::inc(&m.messages_in);
+                    let qi = crate::metrics::qos_index(p.qos);
+                    Metrics::inc(&m.messages_in_qos[qi]);
+                    Metrics::add(&m.payload_in_qos[qi], p.payload.len() as u64);
+                    let allowed = match &self.access {
+                        Some(a) => match a.publish_topic(&self.broker.security, &p.topic) {
+                            Some(topic) => {
+                                p.topic = topic;
+                                true
+                            }
+                            None => false,
+                        },
+                        None => crate::access::open_allows(&p.topic),
+                    };
+                    if !allowed {
+                        self.publish_denied(&p);
+                        continue;
+                    }
+                    // The hub-side id: a tenant client's is under its namespace.
+                    let publisher = match &self.attached {
+                        Some(a) => a.session.client_id.clone(),
+                        None => self.session.client_id().clone(),
+                    };
+                    let mut message = Message::from_publish(&p, publisher, Instant::now());
+                    if self.broker.tracer.active() {
+                        let listener = self.peer.as_ref().map(|p| p.listener.to_string());
+                        message.trace_id =
+                            crate::admin::trace::received(&self.broker, &message, listener);
+                    }
+                    let message = Arc::new(message);
+                    // Boxed: its state (routing, bridge, delay store) would
+                    // otherwise enlarge every process_events future.
+                    let (mut outcome, hook) = Box::pin(crate::bridge_glue::publish(
+                        &self.broker,
+                        message,
+                        self.username.as_deref(),
+                    ))
+                    .await;
+                    if p.qos == QoS::ExactlyOnce {
+                        // The packet id must outlive a crash too, or a resent
+                        // PUBLISH would be routed twice.
+                        if let Some(a) =
+                            self.attached.as_ref().filter(|a| a.session.is_persistent())
+                        {
+                            let op = Op::AddInbound(a.session.client_id.clone(), p.pkid);
+                            self.broker.submit(vec![op]).await;
+                            outcome.stored = true;
+                        }
+                    }
+                    if p.qos != QoS::AtMostOnce {
+                        acks.push(PendingAck {
+                            qos: p.qos,
+                            pkid: p.pkid,
+                            outcome,
+                            hook,
+                        });
+                    }
+                }
+                Event::Subscribe(mut s) => {
+                    if let Some(a) = &self.attached {
+                        let session = a.session.clone();
+                        let denied = self.map_subscribe(&mut s);
+                        let granted = self.broker.subscribe(&session, &s).await;
+                        let reasons = crate::access::merge_suback(&denied, granted);
+                        self.sync_barrier().await;
+                        self.session.suback(s.pkid, reasons);
+                    }
+                }
+                Event::Unsubscribe(mut u) => {
+                    if let Some(access) = &self.access {
+                        for f in &mut u.filters {
+                            *f = access.map_filter(f);
+                        }
+                    }
+                    if let Some(a) = &self.attached {
+                        let session = a.session.clone();
+                        let reasons = self.broker.unsubscribe(&session, &u).await;
+                        self.sync_barrier().await;
+                        self.session.unsuback(u.pkid, reasons);
+                    }
+                }
+                Event::Acked { token, .. } => {
+                    if self.broker.tracer.active() {
+                        if let Some(a) = &self.attached {
+                            self.broker.tracer.acked(&a.session.client_id, token);
+                        }
+                    }
+                    if let Some(m) = &mut self.shared_inflight {
+                        m.remove(&token);
+                    }
+                    self.forget_stored(token).await;
+                }
+                Event::Dropped { token, reason } => {
+                    if self.broker.tracer.active() {
+                        if let Some(a) = &self.attached {
+                            let why = format!("{reason:?}");
+                            self.broker.tracer.settled(
+                                &a.session.client_id,
+                                token,
+                                "dropped",
+                                Some(why),
+                            );
+                        }
+                    }
+                    let m = &self.broker.metrics;
+                    Metrics::inc(match reason {
+                        DropReason::Expired => &m.dropped_expired,
+                        DropReason::TooLarge => &m.dropped_too_large,
+                    });
+                    if let Some(m) = &mut self.shared_inflight {
+                        m.remove(&token);
+                    }
+                    self.forget_stored(token).await;
+                }
+                Event::Released { token, pkid } => {
+                    if let Some(a) = self.attached.as_ref().filter(|a| a.session.is_persistent()) {
+                        let op = Op::SetInflight(a.session.client_id.clone(), token, pkid, true);
+                        self.broker.submit(vec![op]).await;
+                    }
+                }
+                Event::InboundReleased { pkid } => {
+                    if let Some(a) = self.attached.as_ref().filter(|a| a.session.is_persistent()) {
+                        let op = Op::RemoveInbound(a.session.client_id.clone(), pkid);
+                        self.broker.submit(vec![op]).await;
+                    }
+                }
+                Event::SessionExpiry(secs) => {
+                    if let Some(a) = &self.attached {
+                        let mut inner = a.session.inner();
+                        a.session.set_expiry(&mut inner, secs);
+                    }
+                }
+                Event::Closed(reason) => {
+                    tracing::debug!(conn = self.id, ?reason, "closing");
+                    self.close = Some(reason);
+                }
+            }
+        }
+        if !acks.is_empty() {
+            Box::pin(self.finish_acks(acks)).await;
+        }
+    }
+
+    /// Under `sync`, CONNACK, SUBACK and UNSUBACK wait until the session
+    /// change they acknowledge is on disk.
+    pub(super) async fn sync_barrier(&self) {
+        if self.broker.sync_flush() {
+            if let Err(e) = self.broker.store.flush().await {
+                tracing::error!(conn = self.id, error = %e, "session state not persisted");
+            }
+        }
+    }
+
+    pub(super) async fn forget_stored(&self, token: u64) {
+        if let Some(a) = &self.attached {
+            if a.session.is_persistent() {
+                self.broker
+                    .submit(vec![Op::DeleteMessage(a.session.client_id.clone(), token)])
+                    .await;
+            }
+        }
+    }
+}
