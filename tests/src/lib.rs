@@ -1,4 +1,4 @@
-//! Cross-crate end-to-end tests live in `tests/tests/`; this library holds
+//! Cross-crate end-to-end tests live in `tests/tests/e2e/` (one test binary); this library holds
 //! their shared helpers:
 //!
 //! - [`TestHub`]: a hub running in-process on an ephemeral port with its
