@@ -83,7 +83,12 @@ impl Broker {
                     let resumed = if connect.clean_start || !had_state {
                         // [MQTT-3.1.2-4] Clean Start: discard the previous session.
                         inner.parked = None;
-                        dropped_subs = inner.subscriptions.drain().map(|(f, _)| f).collect();
+                        dropped_subs = inner
+                            .subscriptions
+                            .drain()
+                            .into_iter()
+                            .map(|s| s.filter)
+                            .collect();
                         None
                     } else {
                         Some(inner.parked.take().map(|s| *s).unwrap_or_default())
@@ -204,7 +209,12 @@ impl Broker {
             let mut inner = session.inner();
             inner.discarded = true;
             inner.parked = None;
-            inner.subscriptions.drain().map(|(f, _)| f).collect()
+            inner
+                .subscriptions
+                .drain()
+                .into_iter()
+                .map(|s| s.filter)
+                .collect()
         };
         self.remove_subscriptions(session, subs.iter().map(|s| s.as_str()));
         session.outbox().drain();

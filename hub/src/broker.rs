@@ -137,8 +137,11 @@ impl Collector<'_> {
 }
 
 impl MatchSink<SessionShared> for Collector<'_> {
-    fn node(&mut self) {
+    fn node(&mut self, plain: usize) {
         self.nodes += 1;
+        // The first node sizes the vector exactly: growing one of ten
+        // million targets by doubling would hold both copies at once.
+        self.targets.reserve(plain);
     }
 
     fn plain(&mut self, entry: &SubEntry<SessionShared>) {

@@ -24,6 +24,7 @@ pub mod router;
 pub mod server;
 pub mod session;
 pub mod store;
+pub mod subscription_set;
 pub mod subscriptions;
 pub mod sys;
 pub mod tenant;

@@ -125,6 +125,12 @@ impl Outbox {
             }
         }
         self.counted_in(&q);
+        if self.queue.capacity() == 0 {
+            // Most sessions hold one message at a time (a fan-out reaches
+            // millions of idle subscribers at once): room for one, not the
+            // four a first push would reserve.
+            self.queue.reserve_exact(1);
+        }
         self.queue.push_back(q);
         dropped
     }
@@ -138,8 +144,10 @@ impl Outbox {
     pub fn pop(&mut self) -> Option<Queued> {
         let q = self.queue.pop_front()?;
         self.counted_out(&q);
-        if self.queue.is_empty() && self.queue.capacity() > 64 {
-            // A burst is over: do not keep its queue allocation.
+        if self.queue.is_empty() {
+            // Idle sessions hold no queue memory: after a fan-out to
+            // millions of subscribers, a kept allocation would cost each of
+            // them ~300 bytes for nothing.
             self.queue = VecDeque::new();
         }
         Some(q)
@@ -213,6 +221,21 @@ mod tests {
             .map(|m| m.message.payload.clone())
             .collect();
         assert_eq!(order, ["c", "d", "e"]);
+    }
+
+    #[test]
+    fn a_drained_outbox_holds_no_allocation() {
+        let mut o = Outbox::new(100, 1000);
+        let m = q(&mut o, QoS::AtMostOnce, "x");
+        o.push(m);
+        assert_eq!(o.queue.capacity(), 1, "one message reserves room for one");
+        for _ in 0..10 {
+            let m = q(&mut o, QoS::AtLeastOnce, "y");
+            o.push(m);
+        }
+        while o.pop().is_some() {}
+        assert_eq!(o.queue.capacity(), 0);
+        assert_eq!((o.bytes(), o.qos0), (0, 0));
     }
 
     #[test]

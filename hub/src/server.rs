@@ -261,7 +261,7 @@ fn restore(broker: &Arc<Broker>, loaded: Loaded) {
                 next_pkid,
             }));
             for s in &record.subscriptions {
-                inner.subscriptions.insert(s.filter.clone(), s.clone());
+                inner.subscriptions.insert(s.clone());
             }
         }
         {

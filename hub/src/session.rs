@@ -2,7 +2,6 @@
 //! subscriptions, the protocol state parked while no connection holds it,
 //! and the link to the connection that does.
 
-use std::collections::HashMap;
 use std::num::NonZeroU64;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
@@ -13,7 +12,7 @@ use mqtt::{Protocol, ReasonCode};
 
 use crate::doorbell::Doorbell;
 use crate::outbox::Outbox;
-use crate::store::{SessionRecord, StoredSubscription};
+use crate::store::SessionRecord;
 
 /// The connection currently attached to a session.
 pub struct ConnLink {
@@ -62,7 +61,7 @@ pub struct SessionInner {
     /// Session Expiry Interval in seconds; 0 = ends with the connection.
     pub expiry: u32,
     pub protocol: Protocol,
-    pub subscriptions: HashMap<String, StoredSubscription>,
+    pub subscriptions: crate::subscription_set::SubscriptionSet,
     /// Protocol state kept while offline.
     pub parked: Option<Box<SessionState>>,
     pub conn: Option<ConnLink>,
@@ -105,7 +104,7 @@ impl SessionShared {
             inner: Mutex::new(SessionInner {
                 expiry: 0,
                 protocol,
-                subscriptions: HashMap::new(),
+                subscriptions: Default::default(),
                 parked: None,
                 conn: None,
                 generation: 0,

@@ -58,14 +58,11 @@ impl Broker {
                     reasons.push(ReasonCode::QUOTA_EXCEEDED);
                     continue;
                 }
-                inner.subscriptions.insert(
-                    f.filter.clone(),
-                    StoredSubscription {
-                        filter: f.filter.clone(),
-                        options,
-                        id,
-                    },
-                );
+                inner.subscriptions.insert(StoredSubscription {
+                    filter: f.filter.clone(),
+                    options,
+                    id,
+                });
                 !exists
             };
             lock_write(&self.subscriptions).insert(

@@ -104,7 +104,7 @@ impl SimClient {
                 return Ok(p);
             }
             self.rbuf.reserve(256);
-            if self.stream.inner.read_buf(&mut self.rbuf).await? == 0 {
+            if self.stream.read_buf(&mut self.rbuf).await? == 0 {
                 bail!("hub closed the connection");
             }
         }
@@ -191,9 +191,10 @@ impl Sim {
     }
 }
 
-/// Runs `f(i)` for i in 0..n with `concurrency` workers; collects results
-/// in index order.
-async fn parallel<T, F, Fut>(n: usize, concurrency: usize, f: F) -> anyhow::Result<Vec<T>>
+/// Runs `f(i)` for i in 0..n with `concurrency` workers; returns each
+/// worker's results as one chunk (no index-ordered copy: at 10,000,000
+/// sessions a second vector of them would be counted as the hub's memory).
+async fn parallel<T, F, Fut>(n: usize, concurrency: usize, f: F) -> anyhow::Result<Vec<Vec<T>>>
 where
     T: Send + 'static,
     F: Fn(usize) -> Fut + Send + Sync + 'static,
@@ -208,19 +209,17 @@ where
             let mut out = Vec::with_capacity(n / workers + 1);
             let mut i = w;
             while i < n {
-                out.push((i, f(i).await?));
+                out.push(f(i).await?);
                 i += workers;
             }
             anyhow::Ok(out)
         });
     }
-    let mut slots: Vec<Option<T>> = (0..n).map(|_| None).collect();
+    let mut chunks = Vec::with_capacity(workers);
     while let Some(r) = set.join_next().await {
-        for (i, v) in r.context("sim worker panicked")?? {
-            slots[i] = Some(v);
-        }
+        chunks.push(r.context("sim worker panicked")??);
     }
-    Ok(slots.into_iter().flatten().collect())
+    Ok(chunks)
 }
 
 pub async fn run(o: SimOptions) -> anyhow::Result<SimResult> {
@@ -249,7 +248,7 @@ pub async fn run(o: SimOptions) -> anyhow::Result<SimResult> {
 
     let t = Instant::now();
     let s = sim.clone();
-    let clients: Vec<SimClient> = parallel(o.sessions, o.concurrency, move |i| {
+    let chunks: Vec<Vec<SimClient>> = parallel(o.sessions, o.concurrency, move |i| {
         let s = s.clone();
         async move { Ok(s.session(format!("sim-{i}"), FANOUT_TOPIC, false).await?.0) }
     })
@@ -277,13 +276,8 @@ pub async fn run(o: SimOptions) -> anyhow::Result<SimResult> {
         )
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     publisher.write_pending(&mut pub_session).await?;
-    // Each worker owns a slice of the subscribers and reads the PUBLISH
+    // Each worker owns a chunk of the subscribers and reads the PUBLISH
     // from each in turn; the clients come back so they stay connected.
-    let workers = o.concurrency.max(1);
-    let mut chunks: Vec<Vec<SimClient>> = (0..workers).map(|_| Vec::new()).collect();
-    for (i, c) in clients.into_iter().enumerate() {
-        chunks[i % workers].push(c);
-    }
     let mut set = JoinSet::new();
     for mut chunk in chunks {
         set.spawn(async move {
@@ -292,16 +286,19 @@ pub async fn run(o: SimOptions) -> anyhow::Result<SimResult> {
                 if matches!(c.next_packet().await?, Packet::Publish(_)) {
                     got += 1;
                 }
+                // The client's read buffer is the simulation's cost, not
+                // the hub's: it must not pile up over millions of clients.
+                c.rbuf = BytesMut::new();
             }
             anyhow::Ok((got, chunk))
         });
     }
-    let mut clients = Vec::with_capacity(o.sessions);
+    let mut clients = Vec::new();
     let mut delivered = 0;
     while let Some(res) = set.join_next().await {
         let (got, chunk) = res.context("fan-out reader panicked")??;
         delivered += got;
-        clients.extend(chunk);
+        clients.push(chunk);
     }
     r.fanout_secs = t.elapsed().as_secs_f64();
     r.fanout_deliveries = delivered;
@@ -322,7 +319,7 @@ pub async fn run(o: SimOptions) -> anyhow::Result<SimResult> {
         a.send(&[0u8; 40]).await?;
         b.read_exact(&mut buf[..40]).await?;
         b.write_all(&[0u8; 10]).await?;
-        a.inner.read_exact(&mut buf[..10]).await?;
+        a.read_exact(&mut buf[..10]).await?;
         pairs.push((a, b));
     }
     r.transport_bytes_per_session = rss().saturating_sub(before) as f64 / o.calibrate.max(1) as f64;
@@ -347,7 +344,7 @@ pub async fn run(o: SimOptions) -> anyhow::Result<SimResult> {
             c.write_pending(&mut session).await?;
             // Wait for the hub to close its side: the session is parked.
             let mut sink = [0u8; 64];
-            while c.stream.inner.read(&mut sink).await? > 0 {}
+            while c.stream.read(&mut sink).await? > 0 {}
             Ok(())
         }
     })
@@ -359,6 +356,7 @@ pub async fn run(o: SimOptions) -> anyhow::Result<SimResult> {
     // Close the clients and let the hub's connection tasks wind down before
     // the hub's store goes away under them.
     drop(clients);
+    drop(publisher);
     let _ = stop_tx.send(true);
     // Closing a million sessions takes a while on two cores.
     let quiet = Instant::now() + Duration::from_secs(30 + (o.sessions / 10_000) as u64);

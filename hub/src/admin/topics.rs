@@ -19,7 +19,7 @@ pub async fn tree(State(state): State<AdminState>) -> Json<Value> {
     let mut filters: HashMap<String, usize> = HashMap::new();
     for e in b.sessions.iter() {
         for f in e.value().inner().subscriptions.keys() {
-            *filters.entry(f.clone()).or_default() += 1;
+            *filters.entry(f.to_owned()).or_default() += 1;
         }
     }
     let wildcard = filters

@@ -56,7 +56,8 @@ impl<S> Node<S> {
 pub trait MatchSink<S> {
     /// Called before the plain entries of each matching node that has any.
     /// Within one node a subscriber appears once; across nodes it may repeat.
-    fn node(&mut self) {}
+    /// `plain` is how many plain entries follow.
+    fn node(&mut self, _plain: usize) {}
     fn plain(&mut self, entry: &SubEntry<S>);
     fn shared(&mut self, group: &SharedGroup<S>);
 }
@@ -196,7 +197,7 @@ fn remove_at<S>(
 
 fn visit<S>(node: &Node<S>, sink: &mut impl MatchSink<S>) {
     if !node.subs.is_empty() {
-        sink.node();
+        sink.node(node.subs.len());
     }
     for e in node.subs.values() {
         sink.plain(e);
