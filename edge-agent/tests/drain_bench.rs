@@ -74,7 +74,7 @@ async fn drain_backlog() {
     let (stop, stop_rx) = tokio::sync::watch::channel(false);
     let start = Instant::now();
     let task = tokio::spawn(uplink::run(
-        UplinkParams::from_config(&config),
+        UplinkParams::from_config(&config).expect("uplink params"),
         Boot::new(),
         buffer.clone(),
         stats.clone(),
