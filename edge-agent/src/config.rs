@@ -594,4 +594,28 @@ mod tests {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs/edge-agent.toml");
         Config::load(&path).unwrap();
     }
+
+    #[test]
+    fn shipped_example_quic_lines_parse_when_uncommented() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs/edge-agent.toml");
+        let text = std::fs::read_to_string(path).unwrap();
+        let text = text
+            .replacen("transport = \"tcp\"\n", "transport = \"quic\"\n", 1)
+            .lines()
+            .map(|l| {
+                let keys = ["ca_file", "cert_file", "key_file", "server_name", "fallback"];
+                match l.strip_prefix("# ") {
+                    Some(rest) if keys.iter().any(|k| rest.starts_with(&format!("{k} ="))) => {
+                        rest.split("  #").next().unwrap_or(rest)
+                    }
+                    _ => l,
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+        let c = Config::parse(&text).unwrap();
+        assert_eq!(c.uplink.transport, Transport::Quic);
+        assert!(c.uplink.key_file.is_some() && c.uplink.server_name.is_some());
+        assert_eq!(c.uplink.fallback.unwrap().transport, Transport::Tcp);
+    }
 }
