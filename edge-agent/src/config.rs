@@ -603,7 +603,13 @@ mod tests {
             .replacen("transport = \"tcp\"\n", "transport = \"quic\"\n", 1)
             .lines()
             .map(|l| {
-                let keys = ["ca_file", "cert_file", "key_file", "server_name", "fallback"];
+                let keys = [
+                    "ca_file",
+                    "cert_file",
+                    "key_file",
+                    "server_name",
+                    "fallback",
+                ];
                 match l.strip_prefix("# ") {
                     Some(rest) if keys.iter().any(|k| rest.starts_with(&format!("{k} ="))) => {
                         rest.split("  #").next().unwrap_or(rest)

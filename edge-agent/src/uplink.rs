@@ -149,8 +149,8 @@ pub struct UplinkStats {
     pub downlink_delivered: AtomicU64,
     /// Downlink messages dropped (local queue full or no valid local topic).
     pub downlink_dropped: AtomicU64,
-    /// Transport of the current (or last) connection: 0 none yet, else
-    /// `transport_code`.
+    /// Transport of the current (or last) connection: 0 none yet, 1 tcp,
+    /// 2 tls, 3 quic (see `transport()`).
     transport: AtomicU8,
     /// The fallback route is in use.
     pub on_fallback: AtomicBool,
@@ -287,13 +287,14 @@ pub async fn run(
                 up.stats.connected.store(false, Ordering::Relaxed);
                 // Events from `connection_lost` (a discarded session).
                 let _ = up.handle_events(Instant::now());
-                let reached = up.reached_connack;
-                let outcome = if reached {
+                let outcome = if up.reached_connack {
                     Outcome::Connected
                 } else {
                     Outcome::Failed
                 };
-                up.record(route, outcome);
+                if up.record(route, outcome) {
+                    backoff.reset();
+                }
                 match result {
                     Ok(()) | Err(LinkEnd::Shutdown) => break,
                     Err(LinkEnd::Switching) => {
