@@ -27,6 +27,8 @@ pub enum AgentError {
     },
     #[error("cannot start the local listener: {0:#}")]
     Local(anyhow::Error),
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
 }
 
 /// A running agent.
@@ -45,6 +47,9 @@ pub struct Agent {
 
 impl Agent {
     pub async fn start(config: Config) -> Result<Agent, AgentError> {
+        // First, so a bad certificate file stops the agent before it
+        // accepts anything from devices.
+        let mut params = UplinkParams::from_config(&config)?;
         let boot = Boot::new();
         let dir = config.buffer_dir();
         let buffer = Buffer::open(BufferConfig {
@@ -68,7 +73,6 @@ impl Agent {
         let stats = Arc::new(UplinkStats::default());
         let mut tasks = Vec::new();
         let (downlink_tx, downlink_rx) = mpsc::channel(DOWNLINK_QUEUE);
-        let mut params = UplinkParams::from_config(&config);
         params.downlink_tx = Some(downlink_tx);
         tasks.push(tokio::spawn(uplink::run(
             params,

@@ -91,18 +91,74 @@ impl Default for BufferSection {
     }
 }
 
+/// How the uplink reaches the hub.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Transport {
     Tcp,
+    /// TLS over TCP (rustls).
+    Tls,
+    /// QUIC (quinn), ALPN `mqtt`, one bidirectional stream per connection.
+    Quic,
+}
+
+impl Transport {
+    pub fn name(self) -> &'static str {
+        match self {
+            Transport::Tcp => "tcp",
+            Transport::Tls => "tls",
+            Transport::Quic => "quic",
+        }
+    }
+
+    pub fn is_secure(self) -> bool {
+        self != Transport::Tcp
+    }
+}
+
+/// Where the uplink goes when the QUIC uplink keeps failing (UDP blocked
+/// by a firewall, say): after `after_failures` QUIC attempts in a row that
+/// did not reach CONNACK, the agent connects over `transport` to `address`
+/// and, every `retry_primary_ms`, tries QUIC again in the background,
+/// switching back as soon as a QUIC connection opens.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FallbackConfig {
+    /// `tcp` or `tls` (with the uplink's TLS settings).
+    pub transport: Transport,
+    /// The hub's address for that transport.
+    pub address: String,
+    #[serde(default = "default_after_failures")]
+    pub after_failures: u32,
+    #[serde(default = "default_retry_primary_ms")]
+    pub retry_primary_ms: u64,
+}
+
+fn default_after_failures() -> u32 {
+    3
+}
+
+fn default_retry_primary_ms() -> u64 {
+    300_000
 }
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct UplinkConfig {
     pub transport: Transport,
-    /// The hub's MQTT address.
+    /// The hub's MQTT address (`host:port`) for `transport`.
     pub address: String,
+    /// PEM CA certificate(s) that sign the hub's certificate (tls, quic).
+    pub ca_file: Option<PathBuf>,
+    /// PEM client certificate chain and key, for hubs that require client
+    /// certificates (tls, quic). Both or neither.
+    pub cert_file: Option<PathBuf>,
+    pub key_file: Option<PathBuf>,
+    /// The name the hub's certificate must carry; default: the host part
+    /// of the address being connected to.
+    pub server_name: Option<String>,
+    /// QUIC only: where to go when QUIC fails.
+    pub fallback: Option<FallbackConfig>,
     /// Default: `edge-<gateway_id>`.
     pub client_id: Option<String>,
     pub username: Option<String>,
@@ -138,6 +194,11 @@ impl Default for UplinkConfig {
         UplinkConfig {
             transport: Transport::Tcp,
             address: "127.0.0.1:1883".into(),
+            ca_file: None,
+            cert_file: None,
+            key_file: None,
+            server_name: None,
+            fallback: None,
             client_id: None,
             username: None,
             password: None,
@@ -340,6 +401,7 @@ impl Config {
                 "must be at least uplink.backoff_initial_ms",
             ));
         }
+        validate_transport(u)?;
         let status = u.status_topic.replace("${gateway_id}", &self.gateway_id);
         if let Err(e) = mqtt::topic::validate_topic_name(&status) {
             return Err(invalid("uplink.status_topic", e));
@@ -387,6 +449,63 @@ impl Config {
     }
 }
 
+/// The TLS and fallback fields fit the transports in use. File contents
+/// are checked when the transport is built (`transport::Connector`).
+fn validate_transport(u: &UplinkConfig) -> Result<(), ConfigError> {
+    let fallback_secure = u.fallback.as_ref().is_some_and(|f| f.transport.is_secure());
+    if (u.transport.is_secure() || fallback_secure) && u.ca_file.is_none() {
+        return Err(invalid(
+            "uplink.ca_file",
+            "required for transport \"tls\" and \"quic\" (the CA that signs the hub's certificate)",
+        ));
+    }
+    match (&u.cert_file, &u.key_file) {
+        (Some(_), None) => {
+            return Err(invalid("uplink.key_file", "required with uplink.cert_file"))
+        }
+        (None, Some(_)) => {
+            return Err(invalid("uplink.cert_file", "required with uplink.key_file"))
+        }
+        _ => {}
+    }
+    if let Some(name) = &u.server_name {
+        if rustls_pki_types::ServerName::try_from(name.as_str()).is_err() {
+            return Err(invalid(
+                "uplink.server_name",
+                "not a DNS name or IP address",
+            ));
+        }
+    }
+    let Some(f) = &u.fallback else {
+        return Ok(());
+    };
+    if u.transport != Transport::Quic {
+        return Err(invalid("uplink.fallback", "only for transport = \"quic\""));
+    }
+    if f.transport == Transport::Quic {
+        return Err(invalid(
+            "uplink.fallback.transport",
+            "must be \"tcp\" or \"tls\"",
+        ));
+    }
+    if f.address.is_empty() {
+        return Err(invalid("uplink.fallback.address", "must not be empty"));
+    }
+    if f.after_failures == 0 {
+        return Err(invalid(
+            "uplink.fallback.after_failures",
+            "must be at least 1",
+        ));
+    }
+    if f.retry_primary_ms == 0 {
+        return Err(invalid(
+            "uplink.fallback.retry_primary_ms",
+            "must be at least 1",
+        ));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -424,6 +543,38 @@ mod tests {
     }
 
     #[test]
+    fn transport_fields_are_named() {
+        let err = |extra: &str| {
+            Config::parse(&format!("{MIN}[uplink]\n{extra}"))
+                .unwrap_err()
+                .to_string()
+        };
+        assert!(err("transport = \"quic\"\n").contains("uplink.ca_file"));
+        assert!(err("transport = \"udp\"\n").contains("transport"));
+        let e = err("transport = \"tls\"\nca_file = \"ca.pem\"\ncert_file = \"c.pem\"\n");
+        assert!(e.contains("uplink.key_file"), "{e}");
+        let e = err("transport = \"tls\"\nca_file = \"ca.pem\"\nserver_name = \"a b\"\n");
+        assert!(e.contains("uplink.server_name"), "{e}");
+        let e = err("fallback = { transport = \"tcp\", address = \"h:1883\" }\n");
+        assert!(e.contains("uplink.fallback"), "{e}");
+        let quic = "transport = \"quic\"\nca_file = \"ca.pem\"\n";
+        let e = err(&format!(
+            "{quic}fallback = {{ transport = \"quic\", address = \"h:1\" }}\n"
+        ));
+        assert!(e.contains("uplink.fallback.transport"), "{e}");
+        let e = err(&format!(
+            "{quic}fallback = {{ transport = \"tcp\", address = \"h:1\", after_failures = 0 }}\n"
+        ));
+        assert!(e.contains("uplink.fallback.after_failures"), "{e}");
+        let ok = format!(
+            "{MIN}[uplink]\n{quic}fallback = {{ transport = \"tcp\", address = \"h:1883\" }}\n"
+        );
+        let c = Config::parse(&ok).unwrap();
+        let f = c.uplink.fallback.unwrap();
+        assert_eq!((f.after_failures, f.retry_primary_ms), (3, 300_000));
+    }
+
+    #[test]
     fn downlink_topics() {
         let text = format!(
             "{MIN}[[downlink]]\nfilter = \"cmd/${{gateway_id}}/#\"\nstrip = \"cmd/${{gateway_id}}/\"\n"
@@ -442,5 +593,35 @@ mod tests {
     fn shipped_example_config_loads() {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs/edge-agent.toml");
         Config::load(&path).unwrap();
+    }
+
+    #[test]
+    fn shipped_example_quic_lines_parse_when_uncommented() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs/edge-agent.toml");
+        let text = std::fs::read_to_string(path).unwrap();
+        let text = text
+            .replacen("transport = \"tcp\"\n", "transport = \"quic\"\n", 1)
+            .lines()
+            .map(|l| {
+                let keys = [
+                    "ca_file",
+                    "cert_file",
+                    "key_file",
+                    "server_name",
+                    "fallback",
+                ];
+                match l.strip_prefix("# ") {
+                    Some(rest) if keys.iter().any(|k| rest.starts_with(&format!("{k} ="))) => {
+                        rest.split("  #").next().unwrap_or(rest)
+                    }
+                    _ => l,
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+        let c = Config::parse(&text).unwrap();
+        assert_eq!(c.uplink.transport, Transport::Quic);
+        assert!(c.uplink.key_file.is_some() && c.uplink.server_name.is_some());
+        assert_eq!(c.uplink.fallback.unwrap().transport, Transport::Tcp);
     }
 }

@@ -5,12 +5,18 @@
 use std::sync::atomic::Ordering;
 
 use crate::buffer::SharedBuffer;
+use crate::config::Transport;
 use crate::ids;
 use crate::uplink::UplinkStats;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Status {
     pub link_up: bool,
+    /// Transport of the current (or last) uplink connection.
+    pub transport: Option<Transport>,
+    /// The QUIC uplink failed and the fallback route is in use.
+    pub on_fallback: bool,
+    pub fallbacks: u64,
     pub connects: u64,
     pub forwarded: u64,
     pub rejected: u64,
@@ -39,6 +45,9 @@ pub fn snapshot(buffer: &SharedBuffer, link: &UplinkStats) -> Status {
     let c = b.counters();
     Status {
         link_up: link.connected.load(Ordering::Relaxed),
+        transport: link.transport(),
+        on_fallback: link.on_fallback.load(Ordering::Relaxed),
+        fallbacks: link.fallbacks.load(Ordering::Relaxed),
         connects: link.connects.load(Ordering::Relaxed),
         forwarded: link.forwarded.load(Ordering::Relaxed),
         rejected: link.rejected.load(Ordering::Relaxed),
@@ -56,17 +65,23 @@ pub fn snapshot(buffer: &SharedBuffer, link: &UplinkStats) -> Status {
 }
 
 impl Status {
-    /// A flat JSON object; every value is a number or boolean, so no
-    /// escaping is needed.
+    /// A flat JSON object; every value is a number, boolean, null or a
+    /// fixed transport name, so no escaping is needed.
     pub fn to_json(&self) -> String {
+        let transport = self
+            .transport
+            .map_or("null".to_owned(), |t| format!("\"{}\"", t.name()));
         format!(
             concat!(
-                "{{\"link_up\":{},\"connects\":{},\"forwarded\":{},\"rejected\":{},",
+                "{{\"link_up\":{},\"transport\":{},\"fallback\":{},\"fallbacks\":{},\"connects\":{},\"forwarded\":{},\"rejected\":{},",
                 "\"watchdog_trips\":{},\"pending\":{},\"disk_bytes\":{},\"quota_bytes\":{},",
                 "\"oldest_age_ms\":{},\"appended\":{},\"dropped\":{{\"oldest\":{},\"new\":{},",
                 "\"too_large\":{}}},\"blocked\":{}}}"
             ),
             self.link_up,
+            transport,
+            self.on_fallback,
+            self.fallbacks,
             self.connects,
             self.forwarded,
             self.rejected,
@@ -98,6 +113,18 @@ impl Status {
             "gauge",
             "1 while the uplink is connected",
             u64::from(self.link_up),
+        );
+        metric(
+            "uplink_fallback",
+            "gauge",
+            "1 while the fallback route is in use (QUIC failed)",
+            u64::from(self.on_fallback),
+        );
+        metric(
+            "uplink_fallbacks_total",
+            "counter",
+            "Switches from the QUIC uplink to the fallback",
+            self.fallbacks,
         );
         metric(
             "connects_total",
@@ -159,6 +186,14 @@ impl Status {
             "Appends refused by the block policy",
             self.blocked,
         );
+        out.push_str("# HELP edge_uplink_transport Transport of the current or last uplink connection\n# TYPE edge_uplink_transport gauge\n");
+        for t in [Transport::Tcp, Transport::Tls, Transport::Quic] {
+            let v = u64::from(self.transport == Some(t));
+            out.push_str(&format!(
+                "edge_uplink_transport{{transport=\"{}\"}} {v}\n",
+                t.name()
+            ));
+        }
         out.push_str("# HELP edge_dropped_total Messages dropped, by reason\n# TYPE edge_dropped_total counter\n");
         for (reason, v) in [
             ("oldest", self.dropped_oldest),
@@ -178,12 +213,18 @@ mod tests {
     #[test]
     fn json_shape() {
         let s = Status {
+            transport: Some(Transport::Quic),
             pending: 3,
             dropped_new: 2,
             ..Status::default()
         };
         let j = s.to_json();
-        assert!(j.starts_with("{\"link_up\":false"), "{j}");
+        assert!(
+            j.starts_with("{\"link_up\":false,\"transport\":\"quic\",\"fallback\":false"),
+            "{j}"
+        );
+        let none = Status::default().to_json();
+        assert!(none.contains("\"transport\":null"), "{none}");
         assert!(j.contains("\"pending\":3"), "{j}");
         assert!(
             j.contains("\"dropped\":{\"oldest\":0,\"new\":2,\"too_large\":0}"),
@@ -193,5 +234,13 @@ mod tests {
         let p = s.to_prometheus();
         assert!(p.contains("edge_buffered_messages 3\n"), "{p}");
         assert!(p.contains("edge_dropped_total{reason=\"new\"} 2\n"), "{p}");
+        assert!(
+            p.contains("edge_uplink_transport{transport=\"quic\"} 1\n"),
+            "{p}"
+        );
+        assert!(
+            p.contains("edge_uplink_transport{transport=\"tcp\"} 0\n"),
+            "{p}"
+        );
     }
 }

@@ -9,13 +9,19 @@
 //! order; if the hub lost the session, reading restarts at the buffer's
 //! first unacked entry (same ids, so repeats can be dropped downstream).
 //!
+//! The route: the configured transport, or after repeated QUIC failures
+//! the fallback (`fallback::RouteChooser` decides). While connected over the
+//! fallback the primary is probed every `retry_primary`; when a probe opens
+//! a QUIC stream the fallback link is closed with a normal DISCONNECT (the
+//! hub keeps the session) and the session goes on over QUIC.
+//!
 //! The watchdog: while anything is in flight, the oldest unacked message
 //! must make progress (some PUBACK) within `watchdog`; otherwise the link
 //! is torn down, because a link that says "connected" but moves nothing is
 //! worse than a reconnect.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -30,10 +36,11 @@ use tokio::sync::{mpsc, watch};
 
 use crate::backoff::Backoff;
 use crate::buffer::{Entry, SharedBuffer};
-use crate::config::{Config, Downlink, Transport};
+use crate::config::{Config, ConfigError, Downlink, Transport};
+use crate::fallback::{Outcome, Policy, Route, RouteChooser};
 use crate::ids::{self, Boot};
 use crate::status;
-use crate::transport;
+use crate::transport::{self, Connector, Target};
 
 /// Largest packet accepted from the hub (we only expect acks).
 const MAX_INCOMING: usize = 1024 * 1024;
@@ -42,8 +49,11 @@ const MAX_INCOMING: usize = 1024 * 1024;
 #[derive(Debug, Clone)]
 pub struct UplinkParams {
     pub gateway_id: String,
-    pub transport: Transport,
-    pub address: String,
+    /// The configured transport and address.
+    pub primary: Target,
+    /// Where to go when the primary keeps failing, and when to come back.
+    pub fallback: Option<(Target, Policy)>,
+    pub connector: Connector,
     pub client: ClientConfig,
     pub connect_timeout: Duration,
     pub backoff_initial: Duration,
@@ -63,7 +73,8 @@ pub struct UplinkParams {
 }
 
 impl UplinkParams {
-    pub fn from_config(c: &Config) -> UplinkParams {
+    /// Also loads the TLS files; errors name the field.
+    pub fn from_config(c: &Config) -> Result<UplinkParams, ConfigError> {
         let u = &c.uplink;
         let mut client = ClientConfig::new(c.client_id(), Protocol::V5)
             .with_persistent_session(u.session_expiry_secs)
@@ -78,10 +89,25 @@ impl UplinkParams {
         }
         client.max_inflight = u.inflight;
         client.connect_timeout = Duration::from_millis(u.connect_timeout_ms);
-        UplinkParams {
+        let fallback = u.fallback.as_ref().map(|f| {
+            let target = Target {
+                transport: f.transport,
+                address: f.address.clone(),
+            };
+            let policy = Policy {
+                after_failures: f.after_failures,
+                retry_primary: Duration::from_millis(f.retry_primary_ms),
+            };
+            (target, policy)
+        });
+        Ok(UplinkParams {
             gateway_id: c.gateway_id.clone(),
-            transport: u.transport,
-            address: u.address.clone(),
+            primary: Target {
+                transport: u.transport,
+                address: u.address.clone(),
+            },
+            fallback,
+            connector: Connector::from_config(u)?,
             client,
             connect_timeout: Duration::from_millis(u.connect_timeout_ms),
             backoff_initial: Duration::from_millis(u.backoff_initial_ms),
@@ -95,6 +121,13 @@ impl UplinkParams {
             backlog_rate: u.backlog_rate,
             downlink: c.downlink.clone(),
             downlink_tx: None,
+        })
+    }
+
+    fn target(&self, route: Route) -> &Target {
+        match (&self.fallback, route) {
+            (Some((fallback, _)), Route::Fallback) => fallback,
+            _ => &self.primary,
         }
     }
 }
@@ -116,6 +149,34 @@ pub struct UplinkStats {
     pub downlink_delivered: AtomicU64,
     /// Downlink messages dropped (local queue full or no valid local topic).
     pub downlink_dropped: AtomicU64,
+    /// Transport of the current (or last) connection: 0 none yet, 1 tcp,
+    /// 2 tls, 3 quic (see `transport()`).
+    transport: AtomicU8,
+    /// The fallback route is in use.
+    pub on_fallback: AtomicBool,
+    /// Times the uplink switched to the fallback.
+    pub fallbacks: AtomicU64,
+}
+
+impl UplinkStats {
+    /// The transport of the current (or last) connection.
+    pub fn transport(&self) -> Option<Transport> {
+        match self.transport.load(Ordering::Relaxed) {
+            1 => Some(Transport::Tcp),
+            2 => Some(Transport::Tls),
+            3 => Some(Transport::Quic),
+            _ => None,
+        }
+    }
+
+    fn set_transport(&self, t: Transport) {
+        let code = match t {
+            Transport::Tcp => 1,
+            Transport::Tls => 2,
+            Transport::Quic => 3,
+        };
+        self.transport.store(code, Ordering::Relaxed);
+    }
 }
 
 /// Why a connection ended.
@@ -135,6 +196,8 @@ enum LinkEnd {
     Session(String),
     #[error("watchdog: no progress for {0:?}")]
     Watchdog(Duration),
+    #[error("moving to the primary route")]
+    Switching,
 }
 
 struct Uplink {
@@ -161,6 +224,11 @@ struct Uplink {
     qos0_sent: Vec<u64>,
     /// CONNACK accepted on the current connection.
     reached_connack: bool,
+    routes: RouteChooser,
+    /// A primary stream opened by a probe, to continue on.
+    switch_to: Option<Box<dyn transport::Stream>>,
+    /// The address of the current connection (for logs).
+    address: String,
     stats: Arc<UplinkStats>,
 }
 
@@ -175,6 +243,7 @@ pub async fn run(
     // At start, everything on disk is backlog.
     let next_read = buffer.lock().first_unacked();
     let mut backoff = Backoff::new(p.backoff_initial, p.backoff_max);
+    let routes = RouteChooser::new(p.fallback.as_ref().map(|f| f.1), Instant::now());
     let mut up = Uplink {
         session: ClientSession::new(p.client.clone()),
         p,
@@ -190,19 +259,52 @@ pub async fn run(
         last_progress: Instant::now(),
         qos0_sent: Vec::new(),
         reached_connack: false,
+        routes,
+        switch_to: None,
+        address: String::new(),
         stats,
     };
     let mut failing = false;
     while !*shutdown.borrow() {
-        match transport::connect(up.p.transport, &up.p.address, up.p.connect_timeout).await {
+        let (route, opened) = match up.switch_to.take() {
+            Some(stream) => (Route::Primary, Ok(stream)),
+            None => {
+                let route = up.routes.next(Instant::now());
+                let target = up.p.target(route);
+                (route, up.p.connector.connect(target).await)
+            }
+        };
+        let target = up.p.target(route).clone();
+        up.address = target.address.clone();
+        match opened {
             Ok(stream) => {
-                let result = up.connection(stream, &mut shutdown).await;
+                up.stats.set_transport(target.transport);
+                up.stats
+                    .on_fallback
+                    .store(route == Route::Fallback, Ordering::Relaxed);
+                let result = up.connection(stream, route, &mut shutdown).await;
                 up.session.connection_lost(Instant::now());
                 up.stats.connected.store(false, Ordering::Relaxed);
                 // Events from `connection_lost` (a discarded session).
                 let _ = up.handle_events(Instant::now());
+                let outcome = if up.reached_connack {
+                    Outcome::Connected
+                } else {
+                    Outcome::Failed
+                };
+                if up.record(route, outcome) {
+                    backoff.reset();
+                }
                 match result {
                     Ok(()) | Err(LinkEnd::Shutdown) => break,
+                    Err(LinkEnd::Switching) => {
+                        tracing::info!(
+                            transport = target.transport.name(),
+                            "leaving the fallback; the primary route opened"
+                        );
+                        up.reached_connack = false;
+                        continue;
+                    }
                     Err(e) => {
                         if let LinkEnd::Watchdog(_) = e {
                             up.stats.watchdog_trips.fetch_add(1, Ordering::Relaxed);
@@ -218,13 +320,23 @@ pub async fn run(
                 }
             }
             Err(e) => {
+                let address = &target.address;
+                let transport = target.transport.name();
                 // Loud on the first failure of an outage, quiet on retries.
                 if std::mem::replace(&mut failing, true) {
-                    tracing::debug!(error = %e, address = %up.p.address, "uplink connect failed");
+                    tracing::debug!(error = %e, %address, transport, "uplink connect failed");
                 } else {
-                    tracing::warn!(error = %e, address = %up.p.address, "uplink connect failed; retrying with backoff");
+                    tracing::warn!(error = %e, %address, transport, "uplink connect failed; retrying with backoff");
+                }
+                if up.record(route, Outcome::Failed) {
+                    backoff.reset();
                 }
             }
+        }
+        // Another route to try (fallback after the primary failed, or a
+        // probe is due): no reason to wait.
+        if up.routes.next(Instant::now()) != route {
+            continue;
         }
         let delay = backoff.next_delay();
         // Wait out the backoff unless asked to stop.
@@ -240,9 +352,28 @@ pub async fn run(
 }
 
 impl Uplink {
+    /// Feeds the route chooser; `true` when the route changed.
+    fn record(&mut self, route: Route, outcome: Outcome) -> bool {
+        let changed = self.routes.record(route, outcome, Instant::now());
+        if changed && self.routes.on_fallback() {
+            self.stats.fallbacks.fetch_add(1, Ordering::Relaxed);
+            if let Some((target, policy)) = &self.p.fallback {
+                tracing::warn!(
+                    primary = self.p.primary.transport.name(),
+                    fallback = target.transport.name(),
+                    address = %target.address,
+                    retry_primary = ?policy.retry_primary,
+                    "primary uplink keeps failing; using the fallback"
+                );
+            }
+        }
+        changed
+    }
+
     async fn connection(
         &mut self,
         stream: Box<dyn transport::Stream>,
+        route: Route,
         shutdown: &mut watch::Receiver<bool>,
     ) -> Result<(), LinkEnd> {
         let (mut rd, mut wr) = tokio::io::split(stream);
@@ -260,6 +391,8 @@ impl Uplink {
         status_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         self.session.start(Instant::now());
         self.last_progress = Instant::now();
+        // On the fallback: a background attempt to open the primary.
+        let mut probe: Option<Probe> = None;
         loop {
             let now = Instant::now();
             self.handle_events(now)?;
@@ -280,7 +413,36 @@ impl Uplink {
             .min()
             .unwrap_or(now + Duration::from_secs(3600));
             let window_open = self.session.is_connected() && self.session.publish_window() > 0;
+            let probe_at = match (route, &probe) {
+                (Route::Fallback, None) => self.routes.probe_at(),
+                _ => None,
+            };
             tokio::select! {
+                // Time to see whether the primary works again.
+                _ = sleep_until_opt(probe_at) => {
+                    let connector = self.p.connector.clone();
+                    let target = self.p.primary.clone();
+                    probe = Some(Box::pin(async move { connector.connect(&target).await }));
+                }
+                opened = await_opt(&mut probe) => {
+                    probe = None;
+                    match opened {
+                        Ok(stream) => {
+                            // Normal DISCONNECT: the hub keeps the session,
+                            // and in-flight messages are resent over the
+                            // new link with their ids.
+                            self.session.disconnect(ReasonCode::SUCCESS, Instant::now());
+                            let _ = self.write_out(&mut wr, &mut wbuf).await;
+                            let _ = wr.shutdown().await;
+                            self.switch_to = Some(stream);
+                            return Err(LinkEnd::Switching);
+                        }
+                        Err(e) => {
+                            tracing::debug!(error = %e, "primary route still failing");
+                            self.record(Route::Primary, Outcome::Failed);
+                        }
+                    }
+                }
                 // Bytes from the hub: decode every whole packet.
                 read = rd.read_buf(&mut rbuf) => {
                     if read? == 0 {
@@ -321,7 +483,7 @@ impl Uplink {
                 ClientEvent::Connected {
                     session_present, ..
                 } => {
-                    tracing::info!(session_present, address = %self.p.address, "uplink connected");
+                    tracing::info!(session_present, address = %self.address, "uplink connected");
                     self.stats.connected.store(true, Ordering::Relaxed);
                     self.stats.connects.fetch_add(1, Ordering::Relaxed);
                     self.reached_connack = true;
@@ -632,4 +794,25 @@ impl Uplink {
 fn encode(packet: &Packet, out: &mut BytesMut) -> Result<(), LinkEnd> {
     codec::encode(packet, Protocol::V5, out)?;
     Ok(())
+}
+
+/// A background attempt to open the primary route.
+type Probe = std::pin::Pin<
+    Box<dyn std::future::Future<Output = std::io::Result<Box<dyn transport::Stream>>> + Send>,
+>;
+
+/// Sleeps until `at`; never wakes for `None`.
+async fn sleep_until_opt(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at.into()).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The probe's result; never ready without a probe.
+async fn await_opt(probe: &mut Option<Probe>) -> std::io::Result<Box<dyn transport::Stream>> {
+    match probe {
+        Some(p) => p.await,
+        None => std::future::pending().await,
+    }
 }

@@ -5,6 +5,9 @@
 //! while the backlog drains keeps live traffic flowing (`EDGE_LIVE_RATE`
 //! msgs/s, default 1000, appended like the local forwarder does). Reports
 //! forwarded msgs/s, how far behind live messages were, and the RSS.
+//! `EDGE_DRAIN_TRANSPORT=quic` (or `tls`) drains over that transport.
+
+mod common;
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -12,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use edge_agent::buffer::{Buffer, BufferConfig, FsyncPolicy, FullPolicy, NewEntry, SharedBuffer};
-use edge_agent::config::Config;
+use edge_agent::config::{Config, Transport};
 use edge_agent::ids::Boot;
 use edge_agent::uplink::{self, UplinkParams, UplinkStats};
 
@@ -60,21 +63,40 @@ async fn drain_backlog() {
     eprintln!("filled {n} messages in {:?}", fill.elapsed());
     let buffer = SharedBuffer::new(buffer);
 
+    let transport = match std::env::var("EDGE_DRAIN_TRANSPORT").as_deref() {
+        Ok("quic") => Transport::Quic,
+        Ok("tls") => Transport::Tls,
+        _ => Transport::Tcp,
+    };
+    let pki = tests::pki::TestPki::new();
     let mut hc = hub::Config::ephemeral(&dir.path().join("hub"));
     hc.admin.enabled = false;
     hc.queue.enabled = false;
     hc.persistence.flush = hub::config::FlushPolicy::None;
+    let kind = match transport {
+        Transport::Quic => Some(hub::listener::config::ListenerKind::Quic),
+        Transport::Tls => Some(hub::listener::config::ListenerKind::Tls),
+        Transport::Tcp => None,
+    };
+    if let Some(kind) = kind {
+        let none = hub::listener::config::ClientCert::None;
+        hc.listeners = vec![common::hub_listener(&pki, kind, none, None)];
+    }
     let hub = hub::start(hc).await.unwrap();
     let text = format!(
         "gateway_id = \"gw-b\"\n[uplink]\naddress = \"{}\"\ninflight = 1024\n[[rules]]\nfilter = \"#\"\n",
         hub.mqtt_addr
     );
-    let config = Config::parse(&text).unwrap();
+    let mut config = Config::parse(&text).unwrap();
+    let name = transport.name();
+    if let Some(addr) = hub.listener_addr(name) {
+        common::secure_uplink(&mut config, transport, addr, &pki, false);
+    }
     let stats = Arc::new(UplinkStats::default());
     let (stop, stop_rx) = tokio::sync::watch::channel(false);
     let start = Instant::now();
     let task = tokio::spawn(uplink::run(
-        UplinkParams::from_config(&config),
+        UplinkParams::from_config(&config).expect("uplink params"),
         Boot::new(),
         buffer.clone(),
         stats.clone(),
@@ -125,7 +147,7 @@ async fn drain_backlog() {
     let live_sent = live.await.unwrap();
     let forwarded = stats.forwarded.load(Ordering::Relaxed);
     eprintln!(
-        "drained {n} backlog + {live_sent} live messages ({forwarded} acked) in {took:?}: \
+        "{name}: drained {n} backlog + {live_sent} live messages ({forwarded} acked) in {took:?}: \
          {:.0} msgs/s; peak RSS {} MB (agent + hub in one process)",
         forwarded as f64 / took.as_secs_f64(),
         peak_rss / 1024

@@ -3,15 +3,18 @@
 //! data folder; every message reaches a hub subscriber, in order per topic
 //! within each lane, with no duplicate ids after de-duplication, and live
 //! messages published after recovery arrive before the paced backlog has
-//! finished draining.
+//! finished draining. The same body runs over the TCP and the QUIC uplink.
 
 mod common;
 
 use std::collections::HashMap;
 use std::time::Duration;
 
-use common::{agent_config, Received, TestClient};
+use common::{agent_config, hub_listener, secure_uplink, Received, TestClient};
 use edge_agent::agent::Agent;
+use edge_agent::config::Transport;
+use hub::listener::config::{ClientCert, ListenerKind};
+use tests::pki::TestPki;
 
 const TOPICS: [&str; 2] = ["sensors/a", "sensors/b"];
 /// 3 s keeps CI fast; `EDGE_OUTAGE_SECS=30` runs the full outage.
@@ -30,10 +33,47 @@ fn messages() -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hub_outage_loses_nothing_and_keeps_order() {
+    outage_test(Transport::Tcp).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quic_uplink_hub_outage_loses_nothing_and_keeps_order() {
+    outage_test(Transport::Quic).await;
+}
+
+/// The hub's config: TCP for the test's subscriber, plus a QUIC listener
+/// when the uplink uses QUIC; `at` restarts them on the same addresses.
+fn hub_config(
+    dir: &std::path::Path,
+    pki: &TestPki,
+    transport: Transport,
+    at: Option<(std::net::SocketAddr, std::net::SocketAddr)>,
+) -> hub::Config {
+    let mut config = hub::Config::ephemeral(dir);
+    if let Some((tcp, _)) = at {
+        config.mqtt.listen = tcp;
+    }
+    if transport == Transport::Quic {
+        let quic = at.map(|(_, quic)| quic);
+        config.listeners = vec![hub_listener(
+            pki,
+            ListenerKind::Quic,
+            ClientCert::None,
+            quic,
+        )];
+    }
+    config
+}
+
+async fn outage_test(transport: Transport) {
     let dir = tempfile::tempdir().unwrap();
     let hub_dir = dir.path().join("hub");
-    let hub1 = hub::start(hub::Config::ephemeral(&hub_dir)).await.unwrap();
+    let pki = TestPki::new();
+    let hub1 = hub::start(hub_config(&hub_dir, &pki, transport, None))
+        .await
+        .unwrap();
     let hub_addr = hub1.mqtt_addr;
+    let uplink_addr = hub1.listener_addr("quic").unwrap_or(hub_addr);
 
     let mut sub = TestClient::connect(hub_addr, "outage-sub", true).await;
     sub.subscribe("gw/#").await;
@@ -44,6 +84,9 @@ async fn hub_outage_loses_nothing_and_keeps_order() {
         hub_addr.port(),
         "fsync = \"none\"",
     );
+    if transport == Transport::Quic {
+        secure_uplink(&mut config, transport, uplink_addr, &pki, false);
+    }
     // Pace the backlog so live traffic visibly overtakes it.
     config.uplink.backlog_rate = 100;
     let agent = Agent::start(config).await.unwrap();
@@ -81,9 +124,10 @@ async fn hub_outage_loses_nothing_and_keeps_order() {
     hub1.shutdown().await.unwrap();
     drop(sub);
     tokio::time::sleep(outage()).await; // the deliberate outage
-    let mut config2 = hub::Config::ephemeral(&hub_dir);
-    config2.mqtt.listen = hub_addr;
-    let hub2 = hub::start(config2).await.unwrap();
+    let at = Some((hub_addr, uplink_addr));
+    let hub2 = hub::start(hub_config(&hub_dir, &pki, transport, at))
+        .await
+        .unwrap();
     let mut sub = TestClient::connect(hub_addr, "outage-sub", true).await;
 
     let sent = tokio::time::timeout(outage() + Duration::from_secs(30), device)
@@ -115,8 +159,10 @@ async fn hub_outage_loses_nothing_and_keeps_order() {
     assert!(overtaking > 0, "live messages waited for the backlog");
     assert_eq!(got.unique() as u64, messages());
     let stats = &agent.uplink;
+    assert_eq!(stats.transport(), Some(transport));
     eprintln!(
-        "outage: {} unique, {} duplicates dropped by id, {} uplink connects",
+        "outage over {}: {} unique, {} duplicates dropped by id, {} uplink connects",
+        transport.name(),
         got.unique(),
         got.duplicates,
         stats.connects.load(std::sync::atomic::Ordering::Relaxed)

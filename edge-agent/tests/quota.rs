@@ -6,7 +6,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{agent_config, free_port, TestClient};
+use common::{agent_config, free_port, http_get, TestClient};
 use edge_agent::agent::Agent;
 
 const QUOTA: u64 = 1024 * 1024;
@@ -51,21 +51,6 @@ async fn run(policy: &str) -> (Agent, tempfile::TempDir, u64) {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     (agent, dir, acked)
-}
-
-/// One GET against the status endpoint; the whole response as text.
-async fn http_get(addr: std::net::SocketAddr, path: &str) -> String {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
-    s.write_all(format!("GET {path} HTTP/1.1\r\nhost: x\r\n\r\n").as_bytes())
-        .await
-        .unwrap();
-    let mut out = String::new();
-    tokio::time::timeout(Duration::from_secs(5), s.read_to_string(&mut out))
-        .await
-        .unwrap()
-        .unwrap();
-    out
 }
 
 fn first_payload(agent: &Agent) -> (u64, u64) {

@@ -103,7 +103,7 @@ async fn stalled_link_is_torn_down_and_resent() {
     let stats = Arc::new(UplinkStats::default());
     let (stop, stop_rx) = tokio::sync::watch::channel(false);
     let task = tokio::spawn(uplink::run(
-        UplinkParams::from_config(&config),
+        UplinkParams::from_config(&config).expect("uplink params"),
         Boot::new(),
         buffer.clone(),
         stats.clone(),

@@ -1,5 +1,6 @@
 //! Test helpers: a small MQTT 5 client over TCP built on `ClientSession`,
-//! agent configs, and message-id bookkeeping.
+//! agent configs (TCP, or TLS/QUIC with test certificates), hubs with
+//! secure listeners, the status endpoint, and message-id bookkeeping.
 
 #![allow(dead_code)] // each test binary uses a different subset
 
@@ -9,10 +10,12 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
-use edge_agent::config::Config;
+use edge_agent::config::{Config, Transport};
+use hub::listener::config::{ClientCert, ListenerConfig, ListenerKind};
 use mqtt::codec;
 use mqtt::session::client::{ClientConfig, ClientEvent, ClientSession};
 use mqtt::{Properties, Protocol, Publish, QoS, SubscribeFilter, SubscriptionOptions};
+use tests::pki::TestPki;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -143,6 +146,103 @@ pub fn free_port() -> u16 {
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
         .expect("free port")
+}
+
+/// A UDP port nobody listens on right now (bound and released).
+pub fn free_udp_port() -> u16 {
+    std::net::UdpSocket::bind("127.0.0.1:0")
+        .and_then(|s| s.local_addr())
+        .map(|a| a.port())
+        .expect("free UDP port")
+}
+
+/// Points the agent's uplink at `address` over `transport` (tls or quic),
+/// trusting the test CA, with the PKI's client certificate if `client_cert`.
+pub fn secure_uplink(
+    config: &mut Config,
+    transport: Transport,
+    address: SocketAddr,
+    pki: &TestPki,
+    client_cert: bool,
+) {
+    let u = &mut config.uplink;
+    u.transport = transport;
+    // By IP, so the certificate name comes from `server_name`.
+    u.address = address.to_string();
+    u.server_name = Some("localhost".into());
+    u.ca_file = Some(pki.ca_pem.clone());
+    if client_cert {
+        u.cert_file = Some(pki.client_cert.clone());
+        u.key_file = Some(pki.client_key.clone());
+    }
+    config.validate().expect("secure uplink config");
+}
+
+/// A hub listener of `kind` named after it; `at` fixes the address (for
+/// restarts on the same port).
+pub fn hub_listener(
+    pki: &TestPki,
+    kind: ListenerKind,
+    client_cert: ClientCert,
+    at: Option<SocketAddr>,
+) -> ListenerConfig {
+    let name = format!("{kind:?}").to_lowercase();
+    let mut l = pki.listener(&name, kind, client_cert);
+    if let Some(at) = at {
+        l.listen = at;
+    }
+    l
+}
+
+/// A device publishes `values` (QoS 1, payload = the value) on `topic`
+/// through the agent at `local`; `sub` must receive each of them.
+pub async fn forward_through(
+    local: SocketAddr,
+    sub: &mut TestClient,
+    topic: &str,
+    values: std::ops::Range<u64>,
+) {
+    let mut dev = TestClient::connect(local, &format!("dev-{}", values.start), false).await;
+    for n in values.clone() {
+        assert!(
+            dev.publish_acked(topic, n.to_string().into_bytes()).await,
+            "device publish {n}"
+        );
+    }
+    let mut got = Received::default();
+    while got.unique() < values.clone().count() {
+        let p = sub
+            .next_message(Duration::from_secs(15))
+            .await
+            .unwrap_or_else(|| panic!("forwarded {} of {values:?}", got.unique()));
+        got.add(&p);
+    }
+    let remote = format!("gw/gw-test/{topic}");
+    let expected = HashMap::from([(remote, values.collect::<Vec<u64>>())]);
+    got.assert_complete_in_order(&expected);
+}
+
+/// One GET against the status endpoint; the whole response as text.
+pub async fn http_get(addr: SocketAddr, path: &str) -> String {
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    s.write_all(format!("GET {path} HTTP/1.1\r\nhost: x\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let mut out = String::new();
+    tokio::time::timeout(Duration::from_secs(5), s.read_to_string(&mut out))
+        .await
+        .unwrap()
+        .unwrap();
+    out
+}
+
+/// Polls `cond` every 20 ms until it holds or `within` passes.
+pub async fn eventually(within: Duration, what: &str, cond: impl Fn() -> bool) {
+    let deadline = Instant::now() + within;
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 /// Agent config text for tests.
