@@ -45,6 +45,8 @@ pub struct Broker {
     /// takeover waits for it and re-checks its own session. One for the hub
     /// rather than one per session: takeovers are rare, sessions many.
     pub released: tokio::sync::Notify,
+    /// Attached connections' keep-alive and token-expiry deadlines.
+    pub deadlines: crate::deadlines::Deadlines,
     /// Set once by `begin_shutdown`; attached connections check it when
     /// their doorbell rings.
     shutting_down: AtomicBool,
@@ -198,6 +200,7 @@ impl Broker {
             response_information: config.mqtt.response_information_prefix.clone(),
         };
         let tracer = crate::trace::Tracer::new(config.admin.trace_capacity);
+        let started = Instant::now();
         let alerts = Arc::new(crate::alerts::Alerts::new(config.admin.alerts.clone()));
         let security = crate::access::Security::from_config(&config).unwrap_or_else(|e| {
             // `server::start` checks this first; here, fail closed.
@@ -215,7 +218,8 @@ impl Broker {
             retained: RwLock::new(RetainedStore::default()),
             store,
             metrics: Metrics::default(),
-            started: Instant::now(),
+            started,
+            deadlines: crate::deadlines::Deadlines::new(started),
             bridge: std::sync::OnceLock::new(),
             next_id: AtomicU64::new(1),
             released: tokio::sync::Notify::new(),
@@ -234,13 +238,9 @@ impl Broker {
     }
 
     /// Wakes every attached connection whose keep-alive (or other) deadline
-    /// has passed; run every `DEADLINE_SWEEP` by the server.
+    /// has passed; run every `deadlines::TICK` by the server.
     pub fn sweep_deadlines(&self, now: Instant) {
-        for s in self.sessions.iter() {
-            if s.is_online() {
-                s.bell.ring_if_due(now, self.started);
-            }
-        }
+        self.deadlines.sweep(now);
     }
 
     pub fn is_shutting_down(&self) -> bool {

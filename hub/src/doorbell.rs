@@ -4,12 +4,10 @@
 //! connection cost about 400 bytes of futures and channels in every idle
 //! connection; a doorbell is one waker slot and a few atomics in the
 //! session, polled by the connection's own wait (see `connection.rs`), with
-//! deadlines checked by one hub-wide sweep (`Broker::sweep_deadlines`), as
-//! mosquitto checks keep-alives in its main loop.
+//! deadlines kept in one hub-wide timer wheel (`deadlines.rs`).
 
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::task::Waker;
-use std::time::Instant;
 
 use atomic_waker::AtomicWaker;
 use mqtt::ReasonCode;
@@ -23,8 +21,11 @@ pub const DEADLINE: u8 = 2;
 pub struct Doorbell {
     waker: AtomicWaker,
     rung: AtomicU8,
-    /// Milliseconds since the broker started, plus one; 0 = none.
-    deadline: AtomicU64,
+    /// Milliseconds since the broker started, plus one; 0 = none. Set
+    /// through `Deadlines::set`.
+    pub(crate) deadline: AtomicU64,
+    /// The `Deadlines` tick this session is filed under; 0 = not filed.
+    pub(crate) filed: AtomicU64,
     /// `(connection id << 8) | reason`, or 0: which connection must close
     /// and why. Carries the id so a kick aimed at the connection being taken
     /// over is never mistaken for one aimed at its successor.
@@ -59,19 +60,10 @@ impl Doorbell {
         self.rung.swap(0, Ordering::AcqRel)
     }
 
-    /// The connection's next deadline, as milliseconds since `epoch`.
-    pub fn set_deadline(&self, deadline: Option<Instant>, epoch: Instant) {
-        let ms = deadline.map_or(0, |d| millis(d, epoch) + 1);
-        self.deadline.store(ms, Ordering::Relaxed);
-    }
-
-    /// Rings if the deadline is at or before `now`; the sweep calls this.
-    pub fn ring_if_due(&self, now: Instant, epoch: Instant) {
-        let d = self.deadline.load(Ordering::Relaxed);
-        if d != 0 && d <= millis(now, epoch) + 1 {
-            self.deadline.store(0, Ordering::Relaxed);
-            self.ring_for(DEADLINE);
-        }
+    /// The deadline passed (`Deadlines::sweep` found it due).
+    pub(crate) fn ring_deadline(&self) {
+        self.deadline.store(0, Ordering::SeqCst);
+        self.ring_for(DEADLINE);
     }
 
     /// Asks connection `conn` to close with `reason`.
@@ -88,14 +80,9 @@ impl Doorbell {
     }
 }
 
-fn millis(t: Instant, epoch: Instant) -> u64 {
-    u64::try_from(t.saturating_duration_since(epoch).as_millis()).unwrap_or(u64::MAX - 1)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
 
     #[test]
     fn kick_is_for_one_connection_only() {
@@ -112,21 +99,5 @@ mod tests {
         bell.ring();
         assert_eq!(bell.take_ring(), OUTBOX);
         assert_eq!(bell.take_ring(), 0);
-    }
-
-    #[test]
-    fn deadline_rings_only_once_due() {
-        let epoch = Instant::now();
-        let bell = Doorbell::default();
-        bell.set_deadline(Some(epoch + Duration::from_millis(1500)), epoch);
-        bell.ring_if_due(epoch + Duration::from_millis(1499), epoch);
-        assert_eq!(bell.take_ring(), 0, "not due yet");
-        bell.ring_if_due(epoch + Duration::from_millis(1500), epoch);
-        assert_eq!(bell.take_ring(), DEADLINE);
-        bell.ring_if_due(epoch + Duration::from_millis(3000), epoch);
-        assert_eq!(bell.take_ring(), 0, "rings once per deadline set");
-        bell.set_deadline(None, epoch);
-        bell.ring_if_due(epoch + Duration::from_secs(99), epoch);
-        assert_eq!(bell.take_ring(), 0, "no deadline, no ring");
     }
 }

@@ -13,6 +13,7 @@ pub mod bridge_glue;
 pub mod broker;
 pub mod config;
 pub mod connection;
+pub mod deadlines;
 pub mod doorbell;
 pub mod httpq;
 pub mod listener;

@@ -337,7 +337,7 @@ async fn reload_on_sighup(bound: Arc<Bound>, mut shutdown: watch::Receiver<bool>
 
 /// How often connections' keep-alive deadlines are checked: the 1.5x
 /// keep-alive timeout fires at most this much late.
-const DEADLINE_SWEEP: Duration = Duration::from_millis(250);
+const DEADLINE_SWEEP: Duration = crate::deadlines::TICK;
 
 async fn deadline_loop(broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>) {
     let mut tick = tokio::time::interval(DEADLINE_SWEEP);

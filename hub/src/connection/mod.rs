@@ -224,7 +224,7 @@ impl<S: Transport> Connection<S> {
                     // The common, idle case: one poll function, no futures;
                     // the deadline is watched by the broker's sweep.
                     let (session, id, broker) = (&a.session, self.id, &self.broker);
-                    session.bell.set_deadline(timeout, broker.started);
+                    broker.deadlines.set(session, timeout);
                     let (stream, rbuf) = (&mut self.stream, &mut self.rbuf);
                     std::future::poll_fn(|cx| {
                         // Registered before the checks, so a ring between
