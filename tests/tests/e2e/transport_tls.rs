@@ -203,3 +203,73 @@ async fn missing_certificate_file_is_a_start_error_naming_the_listener() {
     };
     assert!(err.contains("secure") && err.contains("nope.pem"), "{err}");
 }
+
+/// The identity in a client certificate, over a real TLS handshake, is the
+/// user that auth and ACLs see: `meter-7` may use `meters/meter-7/#` (the
+/// rule says `meters/%u/#`) and nothing else; with anonymous access off, a
+/// client with no certificate and no password is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn certificate_identity_is_the_acl_user_over_tls() {
+    use hub::acl::{AclConfig, Action, Permission};
+    use mqtt::ReasonCode;
+    let pki = TestPki::new();
+    pki.issue_client("meter-7", Some("meter-7"), &[]);
+    let listener = pki.listener("tls-required", ListenerKind::Tls, ClientCert::Required);
+    let hub = TestHub::start_with(|c| {
+        c.listeners = vec![listener];
+        c.auth.anonymous = false;
+        c.auth.listeners.insert(
+            "tls-required".into(),
+            hub::auth::ListenerAuth {
+                cert_identity: Some(true),
+                ..Default::default()
+            },
+        );
+        c.acl = AclConfig {
+            default: Permission::Deny,
+            rules: vec![tests::security::rule(
+                Permission::Allow,
+                Action::All,
+                "meters/%u/#",
+            )],
+        };
+    })
+    .await;
+    let s = tls_connect(
+        addr(&hub, "tls-required"),
+        pki.client_config(Some("meter-7"), &[]),
+    )
+    .await
+    .expect("TLS handshake with client certificate");
+    // No user name, no password: the certificate is the credential.
+    let mut meter = mqtt_over(s, "any-client-id").await;
+    let own = meter
+        .subscribe(1, "meters/meter-7/#", QoS::AtLeastOnce)
+        .await;
+    assert_eq!(own.reasons, [ReasonCode::GRANTED_QOS_1]);
+    let other = meter
+        .subscribe(2, "meters/meter-8/#", QoS::AtLeastOnce)
+        .await;
+    assert_eq!(other.reasons, [ReasonCode::NOT_AUTHORIZED]);
+    assert_eq!(
+        meter
+            .publish_acked(publish("meters/meter-8/x", QoS::AtLeastOnce, 3, "no"))
+            .await,
+        ReasonCode::NOT_AUTHORIZED
+    );
+    assert_eq!(
+        meter
+            .publish_acked(publish("meters/meter-7/x", QoS::AtLeastOnce, 4, "yes"))
+            .await,
+        ReasonCode::SUCCESS
+    );
+    let p = meter.recv_publish_ack().await;
+    assert_eq!(
+        (p.topic.as_str(), &p.payload[..]),
+        ("meters/meter-7/x", &b"yes"[..])
+    );
+    // The plain listener trusts no certificate: no credential, no entry.
+    let (_c, ack) =
+        RawClient::connect_with(hub.addr, connect_packet(Protocol::V5, "bare", true)).await;
+    assert_eq!(ack.code, ReasonCode::NOT_AUTHORIZED);
+}
