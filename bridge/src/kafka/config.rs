@@ -1,0 +1,180 @@
+//! The `[bridge.kafka]` table: where the `kafka` backend sends uplink
+//! records (bootstrap servers, client id, batching, delivery timeout) and
+//! the on-disk retry buffer's limits. `acks=all` and idempotence are not
+//! settings: the backend always asks for them, and `properties` may not
+//! override them.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::ConfigError;
+
+/// librdkafka properties the backend sets itself (reliability depends on them).
+pub const PINNED: &[&str] = &[
+    "acks",
+    "request.required.acks",
+    "enable.idempotence",
+    "bootstrap.servers",
+    "metadata.broker.list",
+    "client.id",
+    "linger.ms",
+    "queue.buffering.max.ms",
+    "batch.num.messages",
+    "batch.size",
+    "message.timeout.ms",
+    "delivery.timeout.ms",
+    "partitioner",
+    "max.in.flight.requests.per.connection",
+    "max.in.flight",
+];
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct KafkaConfig {
+    /// `host:port[,host:port...]` of the Kafka cluster.
+    pub bootstrap_servers: String,
+    pub client_id: String,
+    /// How long librdkafka waits to fill a batch (`linger.ms`).
+    pub linger_ms: u64,
+    /// Records per batch (`batch.num.messages`).
+    pub batch_num_messages: u32,
+    /// Bytes per batch (`batch.size`).
+    pub batch_bytes: u32,
+    /// How long librdkafka retries one send (in order, de-duplicated by the
+    /// idempotent producer) before it reports a failure; the record then
+    /// stays in the buffer and is sent again after a backoff.
+    pub message_timeout_ms: u64,
+    /// Records handed to librdkafka and not yet acknowledged, at most.
+    pub max_in_flight: usize,
+    /// Extra librdkafka properties (TLS, SASL, compression...).
+    pub properties: BTreeMap<String, String>,
+    pub buffer: BufferConfig,
+}
+
+impl Default for KafkaConfig {
+    fn default() -> Self {
+        KafkaConfig {
+            bootstrap_servers: "127.0.0.1:9092".into(),
+            client_id: "hub-bridge".into(),
+            linger_ms: 5,
+            batch_num_messages: 10_000,
+            batch_bytes: 1 << 20,
+            message_timeout_ms: 30_000,
+            max_in_flight: 10_000,
+            properties: BTreeMap::new(),
+            buffer: BufferConfig::default(),
+        }
+    }
+}
+
+/// The on-disk retry buffer (see ARCHITECTURE.md, "kafka backend").
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct BufferConfig {
+    /// Folder of the segment files; relative paths are under the hub's data folder.
+    pub dir: PathBuf,
+    /// Byte quota of the segment files on disk; when a record does not fit,
+    /// its rule's `on_full` applies.
+    pub max_bytes: u64,
+    /// Size at which a new segment file is started (at most a quarter of `max_bytes`).
+    pub segment_bytes: u64,
+    /// fsync period for records of rules with `flush = "interval"` (the default).
+    pub flush_interval_ms: u64,
+    /// First retry delay after the destination failed; doubles per failed
+    /// round, with jitter, up to `retry_max_ms`.
+    pub retry_initial_ms: u64,
+    pub retry_max_ms: u64,
+}
+
+impl Default for BufferConfig {
+    fn default() -> Self {
+        BufferConfig {
+            dir: PathBuf::from("bridge-buffer"),
+            max_bytes: 256 << 20,
+            segment_bytes: 8 << 20,
+            flush_interval_ms: 1000,
+            retry_initial_ms: 200,
+            retry_max_ms: 30_000,
+        }
+    }
+}
+
+fn err(field: &str, message: impl Into<String>) -> Result<(), ConfigError> {
+    Err(ConfigError {
+        field: format!("bridge.kafka.{field}"),
+        message: message.into(),
+    })
+}
+
+impl KafkaConfig {
+    /// Checks every field (called when `backend = "kafka"`).
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let servers: Vec<&str> = self.bootstrap_servers.split(',').map(str::trim).collect();
+        if self.bootstrap_servers.trim().is_empty() {
+            return err("bootstrap_servers", "must name at least one host:port");
+        }
+        for s in servers {
+            let port = s.rsplit_once(':').map(|(h, p)| (h, p.parse::<u16>()));
+            if !matches!(port, Some((h, Ok(p))) if !h.is_empty() && p > 0) {
+                return err(
+                    "bootstrap_servers",
+                    format!("{s:?} is not host:port (port 1-65535)"),
+                );
+            }
+        }
+        if self.client_id.is_empty() {
+            return err("client_id", "must not be empty");
+        }
+        if self.linger_ms > 900_000 {
+            return err("linger_ms", "at most 900000");
+        }
+        if self.batch_num_messages == 0 || self.batch_num_messages > 1_000_000 {
+            return err("batch_num_messages", "1 to 1000000");
+        }
+        if self.batch_bytes == 0 {
+            return err("batch_bytes", "must be at least 1");
+        }
+        if self.message_timeout_ms == 0 || self.message_timeout_ms > 3_600_000 {
+            return err("message_timeout_ms", "1 to 3600000 (0 would retry forever)");
+        }
+        if self.max_in_flight == 0 || self.max_in_flight > 1_000_000 {
+            return err("max_in_flight", "1 to 1000000");
+        }
+        for k in self.properties.keys() {
+            if PINNED.contains(&k.as_str()) {
+                return err(
+                    &format!("properties.{k}"),
+                    "set by the bridge itself (use the bridge.kafka field of that name, if any)",
+                );
+            }
+        }
+        let b = &self.buffer;
+        if b.dir.as_os_str().is_empty() {
+            return err("buffer.dir", "must not be empty");
+        }
+        if b.segment_bytes < 4096 {
+            return err("buffer.segment_bytes", "at least 4096");
+        }
+        if b.max_bytes < b.segment_bytes.saturating_mul(4) {
+            return err(
+                "buffer.max_bytes",
+                format!(
+                    "at least 4 segments (4 x buffer.segment_bytes = {})",
+                    b.segment_bytes.saturating_mul(4)
+                ),
+            );
+        }
+        if b.flush_interval_ms == 0 {
+            return err("buffer.flush_interval_ms", "must be at least 1");
+        }
+        if b.retry_initial_ms == 0 {
+            return err("buffer.retry_initial_ms", "must be at least 1");
+        }
+        if b.retry_max_ms < b.retry_initial_ms {
+            return err("buffer.retry_max_ms", "must be at least retry_initial_ms");
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,353 @@
+//! The `kafka` backend: uplink records go to an external Kafka cluster
+//! through librdkafka (`acks=all`, idempotent producer), by way of an
+//! on-disk retry buffer. A record is written to the buffer first (fsynced
+//! under its rule's flush policy) and the device's PUBACK waits only for
+//! that; the sender then produces it and deletes it only once Kafka has
+//! acknowledged it. While Kafka is down the buffer fills up to its byte
+//! quota and the rule's `on_full` applies; after a restart the sender
+//! resends what the buffer holds. See ARCHITECTURE.md, "kafka backend".
+//!
+//! Threads: `bridge-kbuf` appends (like the embedded sink's thread: a
+//! bounded channel, batches, one fsync per batch); `bridge-kafka` owns the
+//! producer, sends, polls delivery reports, deletes finished segments and
+//! flushes on the interval. The bookkeeping is `book.rs` (no I/O).
+
+pub mod backoff;
+pub mod book;
+pub mod codec;
+pub mod config;
+pub mod segment;
+mod sender;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::Duration;
+
+use tokio::sync::{mpsc, oneshot};
+
+use self::backoff::Backoff;
+use self::book::{Book, Refused};
+use self::codec::Stored;
+use self::config::KafkaConfig;
+use self::segment::{frame_len, Segments};
+use crate::config::{ConfigError, OnFull, RuleFlush, UplinkRule};
+use crate::counters::Counters;
+use crate::sink::{Pending, Placed, SinkError};
+use crate::uplink::Record;
+
+/// Records waiting for the buffer thread; beyond this, publishers wait.
+const CHANNEL: usize = 4096;
+/// Records taken per append round.
+const BATCH: usize = 512;
+
+/// Starting the backend failed.
+#[derive(Debug, thiserror::Error)]
+pub enum KafkaStartError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("bridge buffer {dir}: {source}")]
+    Buffer { dir: String, source: std::io::Error },
+}
+
+struct Job {
+    stored: Arc<Stored>,
+    flush: RuleFlush,
+    on_full: OnFull,
+    done: oneshot::Sender<Result<Placed, SinkError>>,
+}
+
+/// State shared by the two threads.
+struct Shared {
+    core: Mutex<Core>,
+    /// Signalled when records are acknowledged (room for a blocked writer).
+    room: Condvar,
+    counters: Arc<Counters>,
+    /// The buffer thread has finished: the sender stops once what is in
+    /// flight is answered (or after a short wait).
+    stop: AtomicBool,
+}
+
+struct Core {
+    book: Book<Arc<Stored>>,
+    files: Segments,
+    /// Appended since the last fsync.
+    dirty: bool,
+}
+
+impl Core {
+    /// Deletes the segment files the book has freed; publishes counters.
+    fn settle(&mut self, counters: &Counters) {
+        for id in self.book.take_removable() {
+            if let Err(e) = self.files.remove(id) {
+                tracing::warn!(segment = id, error = %e, "bridge buffer segment not deleted");
+            }
+        }
+        let s = self.book.take_stats();
+        let add = |c: &std::sync::atomic::AtomicU64, n: u64| {
+            if n > 0 {
+                c.fetch_add(n, Ordering::Relaxed);
+            }
+        };
+        add(&counters.uplink_delivered, s.delivered);
+        add(&counters.dead_lettered, s.dead_lettered);
+        add(&counters.uplink_retried, s.retried);
+        add(&counters.dropped_buffer_full, s.dropped_full);
+        add(&counters.dropped_undeliverable, s.dropped_undeliverable);
+        counters
+            .buffered_bytes
+            .store(self.book.disk_bytes(), Ordering::Relaxed);
+        counters.buffer_oldest_ms.store(
+            self.book
+                .oldest_ts_ms()
+                .map_or(0, |t| u64::try_from(t).unwrap_or(1)),
+            Ordering::Relaxed,
+        );
+    }
+}
+
+fn lock(m: &Mutex<Core>) -> MutexGuard<'_, Core> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Handle to the backend. Cheap to clone.
+#[derive(Clone)]
+pub struct KafkaSink {
+    tx: mpsc::Sender<Job>,
+}
+
+impl KafkaSink {
+    /// Opens the buffer (recovering what it holds), creates the producer
+    /// and starts both threads. The returned thread ends once every
+    /// `KafkaSink` is dropped, the queued records are buffered and the
+    /// sender has stopped.
+    pub fn start(
+        cfg: &KafkaConfig,
+        counters: Arc<Counters>,
+    ) -> Result<(KafkaSink, std::thread::JoinHandle<()>), KafkaStartError> {
+        let b = &cfg.buffer;
+        let io_err = |source| KafkaStartError::Buffer {
+            dir: b.dir.display().to_string(),
+            source,
+        };
+        let (files, recovered) = Segments::open(&b.dir).map_err(io_err)?;
+        let mut book = Book::new(
+            b.max_bytes,
+            b.segment_bytes,
+            Backoff::new(
+                Duration::from_millis(b.retry_initial_ms),
+                Duration::from_millis(b.retry_max_ms),
+            ),
+        );
+        let mut restored = 0usize;
+        for seg in recovered.segments {
+            book.restore_segment(seg.id, seg.bytes);
+            for (seq, _, bytes) in seg.records {
+                match codec::decode(&bytes) {
+                    Some(s) => {
+                        book.restore_record(seq, s.record.timestamp_ms, Arc::new(s));
+                        restored += 1;
+                    }
+                    None => {
+                        tracing::error!(seq, "undecodable record in the bridge buffer; skipped")
+                    }
+                }
+            }
+        }
+        book.finish_restore(recovered.next_seq);
+        if restored > 0 {
+            tracing::info!(
+                records = restored,
+                bytes = book.disk_bytes(),
+                "bridge buffer recovered; resending"
+            );
+        }
+        let mut core = Core {
+            book,
+            files,
+            dirty: false,
+        };
+        core.settle(&counters);
+        let shared = Arc::new(Shared {
+            core: Mutex::new(core),
+            room: Condvar::new(),
+            counters,
+            stop: AtomicBool::new(false),
+        });
+        let producer = sender::producer(cfg, shared.clone())?;
+        let s = sender::Sender {
+            shared: shared.clone(),
+            producer,
+            max_in_flight: cfg.max_in_flight,
+            flush_interval: Duration::from_millis(b.flush_interval_ms),
+        };
+        let spawn_err = |e| KafkaStartError::Buffer {
+            dir: "(thread)".into(),
+            source: e,
+        };
+        let sender = std::thread::Builder::new()
+            .name("bridge-kafka".into())
+            .spawn(move || s.run())
+            .map_err(spawn_err)?;
+        let (tx, rx) = mpsc::channel(CHANNEL);
+        let writer = std::thread::Builder::new()
+            .name("bridge-kbuf".into())
+            .spawn(move || {
+                write_loop(&shared, rx);
+                shared.stop.store(true, Ordering::Relaxed);
+                let _ = sender.join();
+            })
+            .map_err(spawn_err)?;
+        Ok((KafkaSink { tx }, writer))
+    }
+
+    /// Queues a record for the buffer; waits only while the channel is full.
+    pub async fn send(&self, record: Record, rule: &UplinkRule) -> Pending {
+        let (done, pending) = oneshot::channel();
+        let job = Job {
+            stored: Arc::new(Stored {
+                record,
+                dead_letter: rule.dead_letter_topic.clone(),
+            }),
+            flush: rule.flush.unwrap_or(RuleFlush::Interval),
+            on_full: rule.on_full,
+            done,
+        };
+        if let Err(mpsc::error::SendError(job)) = self.tx.send(job).await {
+            let _ = job.done.send(Err(SinkError::Stopped));
+        }
+        pending
+    }
+}
+
+/// Appended records waiting for their fsync (if any) and their answer.
+#[derive(Default)]
+struct Written {
+    jobs: Vec<Job>,
+    sync: bool,
+}
+
+/// The buffer thread: blocks for the first job, takes what else is waiting,
+/// appends each (waiting for room under `block`), then fsyncs once if a
+/// `sync` rule is among them and answers.
+fn write_loop(shared: &Shared, mut rx: mpsc::Receiver<Job>) {
+    while let Some(first) = rx.blocking_recv() {
+        let mut batch = Vec::with_capacity(BATCH);
+        batch.push(first);
+        while batch.len() < BATCH {
+            match rx.try_recv() {
+                Ok(j) => batch.push(j),
+                Err(_) => break,
+            }
+        }
+        let mut written = Written::default();
+        for job in batch {
+            append(shared, &rx, job, &mut written);
+        }
+        answer(shared, &mut written);
+    }
+}
+
+fn append(shared: &Shared, rx: &mpsc::Receiver<Job>, job: Job, written: &mut Written) {
+    let bytes = codec::encode(&job.stored);
+    let size = frame_len(bytes.len());
+    let ts = job.stored.record.timestamp_ms;
+    let mut waited = false;
+    loop {
+        let mut core = lock(&shared.core);
+        match core.book.push(size, ts, job.stored.clone(), job.on_full) {
+            Ok(p) => {
+                let r = match p.new_segment {
+                    Some(id) => core.files.start(id),
+                    None => Ok(()),
+                }
+                .and_then(|()| core.files.append(p.seq, &bytes));
+                core.settle(&shared.counters);
+                match r {
+                    Ok(()) => {
+                        core.dirty = true;
+                        written.sync |= job.flush == RuleFlush::Sync;
+                        written.jobs.push(job);
+                    }
+                    Err(e) => {
+                        core.book.write_failed(p.seq);
+                        drop(core);
+                        tracing::error!(error = %e, "bridge buffer write failed; refusing the record");
+                        fail(
+                            shared,
+                            job,
+                            SinkError::Storage(format!("bridge buffer: {e}")),
+                        );
+                    }
+                }
+                return;
+            }
+            Err(Refused::TooLarge) => {
+                drop(core);
+                fail(
+                    shared,
+                    job,
+                    SinkError::Storage("record larger than the bridge buffer quota".into()),
+                );
+                return;
+            }
+            Err(Refused::Full) => {
+                drop(core);
+                if !waited {
+                    tracing::warn!(
+                        "bridge buffer full; withholding PUBACKs until Kafka takes records"
+                    );
+                    waited = true;
+                }
+                // Answer what is already written before waiting for room.
+                answer(shared, written);
+                if rx.is_closed() {
+                    fail(shared, job, SinkError::Stopped);
+                    return;
+                }
+                let core = lock(&shared.core);
+                let _ = shared
+                    .room
+                    .wait_timeout(core, Duration::from_millis(100))
+                    .unwrap_or_else(|e| e.into_inner());
+            }
+        }
+    }
+}
+
+fn fail(shared: &Shared, job: Job, e: SinkError) {
+    Counters::inc(&shared.counters.uplink_failed);
+    let _ = job.done.send(Err(e));
+}
+
+/// fsyncs if a `sync` record is among `written`, then answers each.
+fn answer(shared: &Shared, written: &mut Written) {
+    if written.jobs.is_empty() {
+        return;
+    }
+    let mut result = Ok(());
+    if std::mem::take(&mut written.sync) {
+        let file = {
+            let mut core = lock(&shared.core);
+            core.dirty = false;
+            core.files.active_file()
+        };
+        if let Some(f) = file {
+            result = f.sync_data();
+        }
+    }
+    for job in written.jobs.drain(..) {
+        let r = match &result {
+            Ok(()) => Ok(Placed {
+                topic: job.stored.record.topic.clone(),
+                partition: -1,
+                offset: -1,
+                dead_lettered: false,
+            }),
+            Err(e) => {
+                Counters::inc(&shared.counters.uplink_failed);
+                Err(SinkError::Storage(format!("bridge buffer fsync: {e}")))
+            }
+        };
+        let _ = job.done.send(r);
+    }
+}
