@@ -480,7 +480,7 @@ mod tests {
             ),
             ("[kafka]\nclient_id = \"\"", "bridge.kafka.client_id"),
             (
-                "[kafka]\nmessage_timeout_ms = 0",
+                "[kafka]\nmessage_timeout_ms = 3600001",
                 "bridge.kafka.message_timeout_ms",
             ),
             (

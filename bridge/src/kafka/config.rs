@@ -42,9 +42,12 @@ pub struct KafkaConfig {
     pub batch_num_messages: u32,
     /// Bytes per batch (`batch.size`).
     pub batch_bytes: u32,
-    /// How long librdkafka retries one send (in order, de-duplicated by the
-    /// idempotent producer) before it reports a failure; the record then
-    /// stays in the buffer and is sent again after a backoff.
+    /// How long librdkafka retries one send before it reports a failure
+    /// (the record then stays in the buffer and is sent again after the
+    /// buffer's backoff). 0, the default: until Kafka acknowledges it, so
+    /// librdkafka's idempotent producer keeps each partition in order and
+    /// free of repeats across any outage. With a limit, records sent after
+    /// one that timed out may reach Kafka before its resend.
     pub message_timeout_ms: u64,
     /// Records handed to librdkafka and not yet acknowledged, at most.
     pub max_in_flight: usize,
@@ -61,7 +64,7 @@ impl Default for KafkaConfig {
             linger_ms: 5,
             batch_num_messages: 10_000,
             batch_bytes: 1 << 20,
-            message_timeout_ms: 30_000,
+            message_timeout_ms: 0,
             max_in_flight: 10_000,
             properties: BTreeMap::new(),
             buffer: BufferConfig::default(),
@@ -136,8 +139,8 @@ impl KafkaConfig {
         if self.batch_bytes == 0 {
             return err("batch_bytes", "must be at least 1");
         }
-        if self.message_timeout_ms == 0 || self.message_timeout_ms > 3_600_000 {
-            return err("message_timeout_ms", "1 to 3600000 (0 would retry forever)");
+        if self.message_timeout_ms > 3_600_000 {
+            return err("message_timeout_ms", "0 (until acknowledged) to 3600000");
         }
         if self.max_in_flight == 0 || self.max_in_flight > 1_000_000 {
             return err("max_in_flight", "1 to 1000000");
@@ -172,8 +175,11 @@ impl KafkaConfig {
         if b.retry_initial_ms == 0 {
             return err("buffer.retry_initial_ms", "must be at least 1");
         }
-        if b.retry_max_ms < b.retry_initial_ms {
-            return err("buffer.retry_max_ms", "must be at least retry_initial_ms");
+        if b.retry_max_ms < b.retry_initial_ms || b.retry_max_ms > 300_000 {
+            return err(
+                "buffer.retry_max_ms",
+                "from retry_initial_ms to 300000 (librdkafka's limit)",
+            );
         }
         Ok(())
     }

@@ -176,6 +176,7 @@ impl KafkaSink {
         let producer = sender::producer(cfg, shared.clone())?;
         let s = sender::Sender {
             shared: shared.clone(),
+            config: cfg.clone(),
             producer,
             max_in_flight: cfg.max_in_flight,
             flush_interval: Duration::from_millis(b.flush_interval_ms),
@@ -256,12 +257,13 @@ fn append(shared: &Shared, rx: &mpsc::Receiver<Job>, job: Job, written: &mut Wri
         let mut core = lock(&shared.core);
         match core.book.push(size, ts, job.stored.clone(), job.on_full) {
             Ok(p) => {
+                // Delete freed segments first, so the files never exceed the quota.
+                core.settle(&shared.counters);
                 let r = match p.new_segment {
                     Some(id) => core.files.start(id),
                     None => Ok(()),
                 }
                 .and_then(|()| core.files.append(p.seq, &bytes));
-                core.settle(&shared.counters);
                 match r {
                     Ok(()) => {
                         core.dirty = true;

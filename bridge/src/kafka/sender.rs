@@ -104,6 +104,17 @@ pub(super) fn producer(
             .max(cfg.batch_num_messages as usize)
             .to_string(),
     );
+    // librdkafka's own reconnects and retries follow the buffer's backoff
+    // (its default reconnect backoff grows to 10 s, which would delay the
+    // resend long after the cluster is back). `properties` may override.
+    let (initial, max) = (
+        cfg.buffer.retry_initial_ms.to_string(),
+        cfg.buffer.retry_max_ms.to_string(),
+    );
+    c.set("reconnect.backoff.ms", &initial)
+        .set("reconnect.backoff.max.ms", &max)
+        .set("retry.backoff.ms", &initial)
+        .set("retry.backoff.max.ms", &max);
     for (k, v) in &cfg.properties {
         c.set(k, v);
     }
@@ -131,13 +142,14 @@ pub(super) fn producer(
 
 pub(super) struct Sender {
     pub shared: Arc<Shared>,
+    pub config: KafkaConfig,
     pub producer: BaseProducer<Ctx>,
     pub max_in_flight: usize,
     pub flush_interval: Duration,
 }
 
 impl Sender {
-    pub fn run(self) {
+    pub fn run(mut self) {
         let shared = self.shared.clone();
         let mut last_sync = Instant::now();
         let mut saved: Option<u64> = None;
@@ -186,6 +198,9 @@ impl Sender {
             for s in sends {
                 self.send(s);
             }
+            if !stopping {
+                self.reset_if_fatal();
+            }
             if stopping {
                 let by = *stop_by.get_or_insert(now + STOP_WAIT);
                 if in_flight == 0 || now >= by {
@@ -208,6 +223,25 @@ impl Sender {
         }
         if let Some(f) = core.files.active_file() {
             let _ = f.sync_data();
+        }
+    }
+
+    /// After a fatal error (an idempotence guarantee could not be kept)
+    /// librdkafka refuses every send: replace the producer. Dropping the old
+    /// one fails what it held, and the book resends it, oldest first, after
+    /// the backoff.
+    fn reset_if_fatal(&mut self) {
+        let Some((code, why)) = self.producer.client().fatal_error() else {
+            return;
+        };
+        tracing::error!(
+            ?code,
+            why,
+            "kafka producer failed fatally; starting a new one"
+        );
+        match producer(&self.config, self.shared.clone()) {
+            Ok(p) => drop(std::mem::replace(&mut self.producer, p)),
+            Err(e) => tracing::error!(error = %e, "new kafka producer not created"),
         }
     }
 
