@@ -10,7 +10,8 @@
 //!   it, or `drop-oldest` dropped it (counted); a segment file is deleted
 //!   once every record in it is done;
 //! - bytes of live segment files never exceed the quota: a record that does
-//!   not fit waits (`block`) or makes the oldest segments go (`drop-oldest`);
+//!   not fit waits (`block`) or makes the oldest segments go (`drop-oldest`,
+//!   which also purges the producer's queue so a dropped record is not sent);
 //! - after a failed send, nothing more is sent until every record in flight
 //!   has its answer; then sending resumes from the oldest unacknowledged
 //!   record after the backoff (so a device's records are resent in order).
@@ -266,8 +267,11 @@ impl<T: Clone> Book<T> {
                     self.stats.dropped_full += 1;
                 }
                 if e.state == State::InFlight {
-                    // Its answer, when it comes, is ignored.
+                    // Its answer, when it comes, is ignored; purging the
+                    // producer's queue keeps it from being sent after all
+                    // (the records behind it fail and are resent).
                     self.in_flight -= 1;
+                    self.purge = true;
                 }
                 self.first += 1;
                 self.send_pos = self.send_pos.saturating_sub(1);
@@ -594,6 +598,7 @@ mod tests {
         assert_eq!(p.new_segment, Some(8));
         assert_eq!(b.take_removable(), vec![0]);
         assert_eq!(b.take_stats().dropped_full, 3, "1 (in flight), 2, 3");
+        assert!(b.take_purge(), "the dropped record must not be sent after all");
         assert_eq!(b.disk_bytes(), 250);
         assert_eq!(b.cursor(), 4);
         assert_eq!(b.oldest_ts_ms(), Some(4));

@@ -418,3 +418,52 @@ async fn bad_kafka_backend_settings_are_refused_naming_the_field() {
         }
     }
 }
+
+/// `on_full = "drop-oldest"`: with Kafka unreachable and the buffer full,
+/// devices keep getting PUBACKs, the oldest records are dropped (counted)
+/// and the buffer stays within its quota; when a queue appears on the
+/// configured address, exactly the records not dropped arrive, newest
+/// included, in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drop_oldest_keeps_acknowledging_and_delivers_the_newest() {
+    let dir = tempfile::tempdir().unwrap();
+    let buffer = dir.path().join("buffer");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .unwrap();
+    const QUOTA: u64 = 32 * 1024;
+    let cfg = bridge_config(port, &buffer, QUOTA).replace(
+        "topic = \"device-up\"",
+        "topic = \"device-up\"\non_full = \"drop-oldest\"",
+    );
+    let hub = TestHub::start_with(|c| {
+        c.bridge = hub::Config::parse(&cfg).expect("config").bridge;
+    })
+    .await;
+    let counters = &hub.broker().bridge.get().expect("bridge").counters;
+    let mut dev = V4::clean(hub.addr, "d1").await;
+    const N: usize = 200;
+    let mut max_buffered = 0;
+    for i in 0..N {
+        dev.client
+            .publish(
+                "devices/d1/up/n",
+                rumqttc::QoS::AtLeastOnce,
+                false,
+                i.to_string(),
+            )
+            .await
+            .unwrap();
+        dev.wait_puback().await;
+        max_buffered = max_buffered.max(segment_bytes(&buffer));
+    }
+    let dropped = counters.dropped_buffer_full.load(Ordering::Relaxed) as usize;
+    assert!(dropped > 0, "{N} records of ~250 B cannot all fit 32 KiB");
+    assert!(max_buffered <= QUOTA, "{max_buffered} B on disk > {QUOTA} B");
+
+    let queue = QueueProcess::start_on(&dir.path().join("queue"), port).await;
+    let (records, got, repeats) = read_until_complete(queue.addr, &[("d1", N - dropped)]).await;
+    let want: Vec<usize> = (dropped..N).collect();
+    assert_eq!(got["d1"], want, "the newest {} records, in order", N - dropped);
+    assert_eq!((records.len(), repeats), (N - dropped, 0));
+}
