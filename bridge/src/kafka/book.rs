@@ -598,7 +598,10 @@ mod tests {
         assert_eq!(p.new_segment, Some(8));
         assert_eq!(b.take_removable(), vec![0]);
         assert_eq!(b.take_stats().dropped_full, 3, "1 (in flight), 2, 3");
-        assert!(b.take_purge(), "the dropped record must not be sent after all");
+        assert!(
+            b.take_purge(),
+            "the dropped record must not be sent after all"
+        );
         assert_eq!(b.disk_bytes(), 250);
         assert_eq!(b.cursor(), 4);
         assert_eq!(b.oldest_ts_ms(), Some(4));

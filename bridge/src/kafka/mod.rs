@@ -227,19 +227,11 @@ struct Written {
     sync: bool,
 }
 
-/// The buffer thread: blocks for the first job, takes what else is waiting,
-/// appends each (waiting for room under `block`), then fsyncs once if a
-/// `sync` rule is among them and answers.
+/// The buffer thread: takes what is waiting, appends each (waiting for
+/// room under `block`), then fsyncs once if a `sync` rule is among them and
+/// answers.
 fn write_loop(shared: &Shared, mut rx: mpsc::Receiver<Job>) {
-    while let Some(first) = rx.blocking_recv() {
-        let mut batch = Vec::with_capacity(BATCH);
-        batch.push(first);
-        while batch.len() < BATCH {
-            match rx.try_recv() {
-                Ok(j) => batch.push(j),
-                Err(_) => break,
-            }
-        }
+    while let Some(batch) = crate::sink::next_batch(&mut rx, BATCH) {
         let mut written = Written::default();
         for job in batch {
             append(shared, &rx, job, &mut written);

@@ -459,11 +459,19 @@ async fn drop_oldest_keeps_acknowledging_and_delivers_the_newest() {
     }
     let dropped = counters.dropped_buffer_full.load(Ordering::Relaxed) as usize;
     assert!(dropped > 0, "{N} records of ~250 B cannot all fit 32 KiB");
-    assert!(max_buffered <= QUOTA, "{max_buffered} B on disk > {QUOTA} B");
+    assert!(
+        max_buffered <= QUOTA,
+        "{max_buffered} B on disk > {QUOTA} B"
+    );
 
     let queue = QueueProcess::start_on(&dir.path().join("queue"), port).await;
     let (records, got, repeats) = read_until_complete(queue.addr, &[("d1", N - dropped)]).await;
     let want: Vec<usize> = (dropped..N).collect();
-    assert_eq!(got["d1"], want, "the newest {} records, in order", N - dropped);
+    assert_eq!(
+        got["d1"],
+        want,
+        "the newest {} records, in order",
+        N - dropped
+    );
     assert_eq!((records.len(), repeats), (N - dropped, 0));
 }
