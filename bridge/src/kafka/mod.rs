@@ -345,3 +345,88 @@ fn answer(shared: &Shared, written: &mut Written) {
         let _ = job.done.send(r);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+
+    use super::*;
+    use crate::config::BridgeConfig;
+
+    fn rule(on_full: &str) -> UplinkRule {
+        let c: BridgeConfig = toml::from_str(&format!(
+            "[[uplink]]\nfilter = \"#\"\ntopic = \"t\"\nflush = \"sync\"\non_full = \"{on_full}\"\n"
+        ))
+        .unwrap();
+        c.compile().unwrap().uplink.remove(0)
+    }
+
+    fn record(i: usize, size: usize) -> Record {
+        Record {
+            rule: 0,
+            topic: "t".into(),
+            key: Some(Bytes::from("d1")),
+            value: Bytes::from(vec![b'x'; size]),
+            headers: vec![("n".into(), Some(Bytes::from(i.to_string())))],
+            timestamp_ms: 1_000 + i as i64,
+        }
+    }
+
+    fn config(dir: &std::path::Path) -> KafkaConfig {
+        let mut cfg = KafkaConfig::default();
+        // Nothing listens there: every record stays in the buffer.
+        cfg.bootstrap_servers = "127.0.0.1:9".into();
+        cfg.buffer.dir = dir.to_path_buf();
+        cfg.buffer.max_bytes = 16 * 1024;
+        cfg.buffer.segment_bytes = 4096;
+        cfg
+    }
+
+    async fn stop(sink: KafkaSink, thread: std::thread::JoinHandle<()>) {
+        drop(sink);
+        tokio::task::spawn_blocking(move || thread.join().unwrap())
+            .await
+            .unwrap();
+    }
+
+    /// Without a reachable cluster: each record is answered once it is in
+    /// the buffer; a full buffer under `block` holds the answer back; what
+    /// the buffer holds is found again by the next start.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn records_wait_in_the_buffer_within_the_quota_and_survive_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = config(dir.path());
+        let counters = Arc::new(Counters::default());
+        let (sink, thread) = KafkaSink::start(&cfg, counters.clone()).unwrap();
+        let block = rule("block");
+        let mut n = 0;
+        let held = loop {
+            let pending = sink.send(record(n, 1000), &block).await;
+            n += 1;
+            match tokio::time::timeout(Duration::from_millis(300), pending).await {
+                Ok(r) => {
+                    let placed = r.unwrap().unwrap();
+                    assert_eq!((placed.topic.as_str(), placed.offset), ("t", -1));
+                }
+                Err(_) => break n - 1,
+            }
+            assert!(n < 100, "the quota never filled");
+        };
+        let buffered = Counters::get(&counters.buffered_bytes);
+        assert!(buffered <= 16 * 1024 && buffered > 12 * 1024, "{buffered}");
+        assert!(Counters::get(&counters.buffer_oldest_ms) == 1_000);
+        stop(sink, thread).await;
+
+        let counters = Arc::new(Counters::default());
+        let (sink, thread) = KafkaSink::start(&cfg, counters.clone()).unwrap();
+        assert_eq!(Counters::get(&counters.buffered_bytes), buffered);
+        assert_eq!(Counters::get(&counters.buffer_oldest_ms), 1_000);
+        // drop-oldest makes room instead of waiting.
+        let placed = sink.send(record(held + 1, 1000), &rule("drop-oldest")).await;
+        placed.await.unwrap().unwrap();
+        assert!(Counters::get(&counters.dropped_buffer_full) > 0);
+        assert!(Counters::get(&counters.buffered_bytes) <= 16 * 1024);
+        assert!(Counters::get(&counters.buffer_oldest_ms) > 1_000);
+        stop(sink, thread).await;
+    }
+}
