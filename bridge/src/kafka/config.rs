@@ -51,7 +51,9 @@ pub struct KafkaConfig {
     pub message_timeout_ms: u64,
     /// Records handed to librdkafka and not yet acknowledged, at most.
     pub max_in_flight: usize,
-    /// Extra librdkafka properties (TLS, SASL, compression...).
+    /// Extra librdkafka properties (TLS, SASL, compression...). Shown by
+    /// the admin API with secret values (passwords, keys) masked.
+    #[serde(serialize_with = "masked")]
     pub properties: BTreeMap<String, String>,
     pub buffer: BufferConfig,
 }
@@ -102,6 +104,20 @@ impl Default for BufferConfig {
             retry_max_ms: 30_000,
         }
     }
+}
+
+/// Whether a librdkafka property holds a secret.
+fn is_secret(name: &str) -> bool {
+    ["password", "secret", "pem", "jaas", "oauthbearer.config"]
+        .iter()
+        .any(|w| name.contains(w))
+}
+
+fn masked<S: serde::Serializer>(p: &BTreeMap<String, String>, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_map(p.iter().map(|(k, v)| {
+        let v = if is_secret(k) { "***" } else { v.as_str() };
+        (k, v)
+    }))
 }
 
 fn err(field: &str, message: impl Into<String>) -> Result<(), ConfigError> {
@@ -182,5 +198,22 @@ impl KafkaConfig {
             );
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secret_properties_are_masked_when_shown() {
+        let mut c = KafkaConfig::default();
+        c.properties
+            .insert("sasl.password".into(), "hunter2".into());
+        c.properties.insert("compression.type".into(), "lz4".into());
+        let shown = toml::to_string(&c).unwrap();
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(shown.contains("\"sasl.password\" = \"***\""), "{shown}");
+        assert!(shown.contains("lz4"), "{shown}");
     }
 }

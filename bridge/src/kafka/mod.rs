@@ -422,7 +422,9 @@ mod tests {
         assert_eq!(Counters::get(&counters.buffered_bytes), buffered);
         assert_eq!(Counters::get(&counters.buffer_oldest_ms), 1_000);
         // drop-oldest makes room instead of waiting.
-        let placed = sink.send(record(held + 1, 1000), &rule("drop-oldest")).await;
+        let placed = sink
+            .send(record(held + 1, 1000), &rule("drop-oldest"))
+            .await;
         placed.await.unwrap().unwrap();
         assert!(Counters::get(&counters.dropped_buffer_full) > 0);
         assert!(Counters::get(&counters.buffered_bytes) <= 16 * 1024);
