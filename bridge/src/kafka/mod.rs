@@ -351,7 +351,7 @@ mod tests {
     use bytes::Bytes;
 
     use super::*;
-    use crate::config::BridgeConfig;
+    use crate::config::{BridgeConfig, BufferConfig};
 
     fn rule(on_full: &str) -> UplinkRule {
         let c: BridgeConfig = toml::from_str(&format!(
@@ -373,13 +373,17 @@ mod tests {
     }
 
     fn config(dir: &std::path::Path) -> KafkaConfig {
-        let mut cfg = KafkaConfig::default();
-        // Nothing listens there: every record stays in the buffer.
-        cfg.bootstrap_servers = "127.0.0.1:9".into();
-        cfg.buffer.dir = dir.to_path_buf();
-        cfg.buffer.max_bytes = 16 * 1024;
-        cfg.buffer.segment_bytes = 4096;
-        cfg
+        KafkaConfig {
+            // Nothing listens there: every record stays in the buffer.
+            bootstrap_servers: "127.0.0.1:9".into(),
+            buffer: BufferConfig {
+                dir: dir.to_path_buf(),
+                max_bytes: 16 * 1024,
+                segment_bytes: 4096,
+                ..BufferConfig::default()
+            },
+            ..KafkaConfig::default()
+        }
     }
 
     async fn stop(sink: KafkaSink, thread: std::thread::JoinHandle<()>) {
