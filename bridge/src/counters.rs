@@ -27,7 +27,9 @@ pub struct Counters {
     pub retry_scheduled: AtomicU64,
     /// `kafka` backend: records sent again (after a failed send or a restart).
     pub uplink_retried: AtomicU64,
-    /// `kafka` backend, gauge: bytes of the retry buffer's segment files.
+    /// `kafka` backend, gauge: bytes of the retry buffer's segment files
+    /// (what the quota limits; the segment being written to keeps its
+    /// acknowledged records until it is full).
     pub buffered_bytes: AtomicU64,
     /// `kafka` backend, gauge: publish time (unix ms) of the oldest record
     /// Kafka has not acknowledged yet; 0 when there is none.

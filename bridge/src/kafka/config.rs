@@ -81,11 +81,13 @@ pub struct BufferConfig {
     /// Folder of the segment files; relative paths are under the hub's data folder.
     pub dir: PathBuf,
     /// Byte quota of the segment files on disk; when a record does not fit,
-    /// its rule's `on_full` applies.
+    /// its rule's `on_full` applies. The records are also kept in memory
+    /// until acknowledged, so this bounds memory too.
     pub max_bytes: u64,
     /// Size at which a new segment file is started (at most a quarter of `max_bytes`).
     pub segment_bytes: u64,
-    /// fsync period for records of rules with `flush = "interval"` (the default).
+    /// fsync period for records of rules with `flush = "interval"` (the
+    /// default) or `"none"` (the same here).
     pub flush_interval_ms: u64,
     /// First retry delay after the destination failed; doubles per failed
     /// round, with jitter, up to `retry_max_ms`.
@@ -97,8 +99,8 @@ impl Default for BufferConfig {
     fn default() -> Self {
         BufferConfig {
             dir: PathBuf::from("bridge-buffer"),
-            max_bytes: 256 << 20,
-            segment_bytes: 8 << 20,
+            max_bytes: 64 << 20,
+            segment_bytes: 4 << 20,
             flush_interval_ms: 1000,
             retry_initial_ms: 200,
             retry_max_ms: 30_000,

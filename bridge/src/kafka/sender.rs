@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use rdkafka::config::ClientConfig;
+use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{
@@ -33,7 +34,27 @@ pub(super) struct Ctx {
     shared: Arc<Shared>,
 }
 
-impl ClientContext for Ctx {}
+/// librdkafka reports a lost connection as an error, several times over;
+/// with the records safe in the buffer it is a warning (the buffer's
+/// counters say how far behind Kafka is).
+impl ClientContext for Ctx {
+    fn log(&self, level: RDKafkaLogLevel, fac: &str, message: &str) {
+        match level {
+            RDKafkaLogLevel::Debug => tracing::debug!(target: "librdkafka", fac, message),
+            RDKafkaLogLevel::Info | RDKafkaLogLevel::Notice => {
+                tracing::info!(target: "librdkafka", fac, message)
+            }
+            RDKafkaLogLevel::Warning | RDKafkaLogLevel::Error => {
+                tracing::warn!(target: "librdkafka", fac, message)
+            }
+            _ => tracing::error!(target: "librdkafka", fac, message),
+        }
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        tracing::warn!(target: "librdkafka", %error, reason, "kafka client error");
+    }
+}
 
 impl ProducerContext for Ctx {
     type DeliveryOpaque = Box<u64>;
