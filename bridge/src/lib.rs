@@ -154,7 +154,22 @@ impl Bridge {
         }
         let (sink, sink_task) = match (&queue, cfg.enabled, kafka) {
             (_, true, true) => {
-                let (s, t) = kafka::KafkaSink::start(&cfg.kafka, counters.clone())?;
+                let mut topics: Vec<(String, u32)> = Vec::new();
+                for r in &rules.uplink {
+                    let dlq = (r.dead_letter_topic.to_string(), 1);
+                    for t in r
+                        .topic
+                        .clone()
+                        .map(|t| (t, r.partitions))
+                        .into_iter()
+                        .chain([dlq])
+                    {
+                        if !topics.iter().any(|(n, _)| *n == t.0) {
+                            topics.push(t);
+                        }
+                    }
+                }
+                let (s, t) = kafka::KafkaSink::start(&cfg.kafka, topics, counters.clone())?;
                 (Some(Sink::Kafka(s)), Some(t))
             }
             (Some(q), true, false) => {

@@ -79,6 +79,22 @@ pub struct Fetched {
     pub headers: std::collections::BTreeMap<String, Vec<u8>>,
 }
 
+/// The partitions of `topic` (none if it does not exist).
+pub async fn partitions(bootstrap: SocketAddr, topic: &str) -> Vec<i32> {
+    let client = rskafka::client::ClientBuilder::new(vec![bootstrap.to_string()])
+        .build()
+        .await
+        .expect("rskafka client");
+    client
+        .list_topics()
+        .await
+        .expect("metadata")
+        .into_iter()
+        .find(|t| t.name == topic)
+        .map(|t| t.partitions.into_iter().collect::<Vec<i32>>())
+        .unwrap_or_default()
+}
+
 /// Every record of `topic` (all partitions), in offset order per partition.
 pub async fn fetch_all(bootstrap: SocketAddr, topic: &str) -> Vec<Fetched> {
     use rskafka::client::partition::UnknownTopicHandling;
@@ -86,14 +102,7 @@ pub async fn fetch_all(bootstrap: SocketAddr, topic: &str) -> Vec<Fetched> {
         .build()
         .await
         .expect("rskafka client");
-    let partitions = client
-        .list_topics()
-        .await
-        .expect("metadata")
-        .into_iter()
-        .find(|t| t.name == topic)
-        .map(|t| t.partitions.into_iter().collect::<Vec<i32>>())
-        .unwrap_or_default();
+    let partitions = partitions(bootstrap, topic).await;
     let mut out = Vec::new();
     for p in partitions {
         let pc = client

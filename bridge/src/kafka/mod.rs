@@ -18,6 +18,7 @@ pub mod codec;
 pub mod config;
 pub mod segment;
 mod sender;
+mod topics;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -120,8 +121,11 @@ impl KafkaSink {
     /// and starts both threads. The returned thread ends once every
     /// `KafkaSink` is dropped, the queued records are buffered and the
     /// sender has stopped.
+    /// `topics` (name, partitions) are created on the cluster if missing,
+    /// before anything is sent.
     pub fn start(
         cfg: &KafkaConfig,
+        topics: Vec<(String, u32)>,
         counters: Arc<Counters>,
     ) -> Result<(KafkaSink, std::thread::JoinHandle<()>), KafkaStartError> {
         let b = &cfg.buffer;
@@ -177,6 +181,7 @@ impl KafkaSink {
         let s = sender::Sender {
             shared: shared.clone(),
             config: cfg.clone(),
+            topics,
             producer,
             max_in_flight: cfg.max_in_flight,
             flush_interval: Duration::from_millis(b.flush_interval_ms),
@@ -401,7 +406,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let cfg = config(dir.path());
         let counters = Arc::new(Counters::default());
-        let (sink, thread) = KafkaSink::start(&cfg, counters.clone()).unwrap();
+        let (sink, thread) = KafkaSink::start(&cfg, Vec::new(), counters.clone()).unwrap();
         let block = rule("block");
         let mut n = 0;
         let held = loop {
@@ -422,7 +427,7 @@ mod tests {
         stop(sink, thread).await;
 
         let counters = Arc::new(Counters::default());
-        let (sink, thread) = KafkaSink::start(&cfg, counters.clone()).unwrap();
+        let (sink, thread) = KafkaSink::start(&cfg, Vec::new(), counters.clone()).unwrap();
         assert_eq!(Counters::get(&counters.buffered_bytes), buffered);
         assert_eq!(Counters::get(&counters.buffer_oldest_ms), 1_000);
         // drop-oldest makes room instead of waiting.

@@ -164,6 +164,8 @@ pub(super) fn producer(
 pub(super) struct Sender {
     pub shared: Arc<Shared>,
     pub config: KafkaConfig,
+    /// Created on the cluster, if missing, before the first send.
+    pub topics: Vec<(String, u32)>,
     pub producer: BaseProducer<Ctx>,
     pub max_in_flight: usize,
     pub flush_interval: Duration,
@@ -171,6 +173,7 @@ pub(super) struct Sender {
 
 impl Sender {
     pub fn run(mut self) {
+        super::topics::create_missing(&self.config, &self.topics);
         let shared = self.shared.clone();
         let mut last_sync = Instant::now();
         let mut saved: Option<u64> = None;

@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tests::queue_process::{fetch_all, Fetched, QueueProcess};
+use tests::queue_process::{fetch_all, partitions, Fetched, QueueProcess};
 use tests::*;
 
 /// Time between a device's PUBACK and its next publish.
@@ -53,6 +53,7 @@ retry_max_ms = 1000
 [[bridge.uplink]]
 filter = "devices/+/up/#"
 topic = "device-up"
+partitions = 2
 "#,
         dir = buffer.display(),
         segment = quota / 8,
@@ -254,6 +255,15 @@ async fn queue_outage_loses_nothing_keeps_order_and_stays_within_the_quota() {
     })
     .await;
     let counters = &hub.broker().bridge.get().expect("bridge").counters;
+    // The bridge creates the rule's topic with the rule's partition count.
+    let deadline = Instant::now() + TIMEOUT;
+    while partitions(queue.addr, "device-up").await != [0, 1] {
+        assert!(
+            Instant::now() < deadline,
+            "device-up not created with 2 partitions"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let addr = Arc::new(std::sync::Mutex::new(hub.addr));
     let d1 = Device::start("d1", addr.clone());
     let d2 = Device::start("d2", addr.clone());
