@@ -38,8 +38,19 @@ struct Entry<T> {
     /// Set when the destination rejected the record for good: it goes to
     /// the rule's dead-letter topic next, with this reason.
     dead_letter: Option<String>,
-    /// `None` for a gap left by a failed write.
+    /// Held in memory while the memory budget allows; otherwise read back
+    /// from `loc` when it is sent.
     item: Option<T>,
+    /// `None` for a gap left by a failed write.
+    loc: Option<Loc>,
+}
+
+/// Where a record's frame is on disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Loc {
+    pub segment: u64,
+    pub offset: u64,
+    pub len: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -80,7 +91,9 @@ pub enum Refused {
 #[derive(Debug, PartialEq, Eq)]
 pub struct Send<T> {
     pub seq: u64,
-    pub item: T,
+    /// `None`: read it from `loc`.
+    pub item: Option<T>,
+    pub loc: Loc,
     /// Send to the dead-letter topic with this reason instead.
     pub dead_letter: Option<String>,
 }
@@ -105,13 +118,28 @@ pub struct Book<T> {
     backoff: Backoff,
     removable: Vec<u64>,
     stats: Stats,
+    /// Bytes of records held in memory, at most `mem_budget`.
+    mem_bytes: u64,
+    mem_budget: u64,
+}
+
+/// Drops the in-memory copy of `e`, if any.
+fn release<T>(mem_bytes: &mut u64, e: &mut Entry<T>) {
+    if e.item.take().is_some() {
+        *mem_bytes -= e.loc.map_or(0, |l| l.len);
+    }
 }
 
 impl<T: Clone> Book<T> {
-    pub fn new(quota: u64, segment_bytes: u64, backoff: Backoff) -> Book<T> {
+    /// A buffer of `quota` bytes on disk in segments of about
+    /// `segment_bytes`, holding at most `mem_budget` bytes of records in
+    /// memory (the rest is read back from disk when sent).
+    pub fn new(quota: u64, segment_bytes: u64, mem_budget: u64, backoff: Backoff) -> Book<T> {
         Book {
             quota,
             segment_bytes,
+            mem_bytes: 0,
+            mem_budget,
             entries: VecDeque::new(),
             first: 0,
             next_seq: 0,
@@ -143,18 +171,19 @@ impl<T: Clone> Book<T> {
 
     /// Recovery: a record of the last restored segment not yet acknowledged
     /// (`seq` at or past the saved cursor, increasing).
-    pub fn restore_record(&mut self, seq: u64, ts_ms: i64, item: T) {
+    pub fn restore_record(&mut self, seq: u64, loc: Loc, ts_ms: i64, item: T) {
         if self.entries.is_empty() {
             self.first = seq;
             self.next_seq = seq;
         }
         while self.next_seq < seq {
-            self.push_entry(ts_ms, State::Done, None);
+            self.push_entry(ts_ms, State::Done, None, None);
         }
         if seq < self.next_seq {
             return;
         }
-        self.push_entry(ts_ms, State::Unsent, Some(item));
+        let item = self.keep(loc.len, item);
+        self.push_entry(ts_ms, State::Unsent, item, Some(loc));
         // Sent before the restart (maybe delivered): a resend is a retry.
         if let Some(e) = self.entries.back_mut() {
             e.attempts = 1;
@@ -174,13 +203,22 @@ impl<T: Clone> Book<T> {
         self.trim();
     }
 
-    fn push_entry(&mut self, ts_ms: i64, state: State, item: Option<T>) {
+    /// `item` if the memory budget has room for `len` more bytes.
+    fn keep(&mut self, len: u64, item: T) -> Option<T> {
+        (self.mem_bytes + len <= self.mem_budget).then(|| {
+            self.mem_bytes += len;
+            item
+        })
+    }
+
+    fn push_entry(&mut self, ts_ms: i64, state: State, item: Option<T>, loc: Option<Loc>) {
         self.entries.push_back(Entry {
             ts_ms,
             state,
             attempts: 0,
             dead_letter: None,
             item,
+            loc,
         });
         self.next_seq += 1;
     }
@@ -225,11 +263,18 @@ impl<T: Clone> Book<T> {
         if self.entries.is_empty() {
             self.first = seq;
         }
-        self.push_entry(ts_ms, State::Unsent, Some(item));
+        let mut loc = None;
         if let Some(s) = self.segments.back_mut() {
+            loc = Some(Loc {
+                segment: s.id,
+                offset: s.bytes,
+                len: size,
+            });
             s.bytes += size;
             s.last_seq = Some(seq);
         }
+        let item = self.keep(size, item);
+        self.push_entry(ts_ms, State::Unsent, item, loc);
         self.disk_bytes += size;
         Ok(Pushed { seq, new_segment })
     }
@@ -242,9 +287,10 @@ impl<T: Clone> Book<T> {
                 self.in_flight -= 1;
             }
         }
-        if let Some(e) = self.entry(seq) {
+        if let Some(i) = self.index(seq) {
+            let e = &mut self.entries[i];
             e.state = State::Done;
-            e.item = None;
+            release(&mut self.mem_bytes, e);
         }
         self.open = false;
         self.trim();
@@ -262,7 +308,8 @@ impl<T: Clone> Book<T> {
         self.removable.push(seg.id);
         if let Some(last) = seg.last_seq {
             while self.first <= last && !self.entries.is_empty() {
-                let e = self.entries.pop_front().expect("not empty");
+                let mut e = self.entries.pop_front().expect("not empty");
+                release(&mut self.mem_bytes, &mut e);
                 if e.state != State::Done {
                     self.stats.dropped_full += 1;
                 }
@@ -298,19 +345,18 @@ impl<T: Clone> Book<T> {
         let mut i = self.send_pos;
         while i < self.entries.len() && self.in_flight < max_in_flight {
             let e = &mut self.entries[i];
-            if e.state == State::Unsent {
-                if let Some(item) = &e.item {
-                    if e.attempts > 0 {
-                        self.stats.retried += 1;
-                    }
-                    e.state = State::InFlight;
-                    self.in_flight += 1;
-                    out.push(Send {
-                        seq: self.first + i as u64,
-                        item: item.clone(),
-                        dead_letter: e.dead_letter.clone(),
-                    });
+            if let (State::Unsent, Some(loc)) = (e.state, e.loc) {
+                if e.attempts > 0 {
+                    self.stats.retried += 1;
                 }
+                e.state = State::InFlight;
+                self.in_flight += 1;
+                out.push(Send {
+                    seq: self.first + i as u64,
+                    item: e.item.clone(),
+                    loc,
+                    dead_letter: e.dead_letter.clone(),
+                });
             }
             i += 1;
         }
@@ -320,11 +366,12 @@ impl<T: Clone> Book<T> {
 
     /// The destination acknowledged `seq`.
     pub fn delivered(&mut self, seq: u64) {
-        let Some(e) = self.in_flight_entry(seq) else {
+        let Some(i) = self.in_flight_index(seq) else {
             return;
         };
+        let e = &mut self.entries[i];
         e.state = State::Done;
-        e.item = None;
+        release(&mut self.mem_bytes, e);
         if e.dead_letter.is_some() {
             self.stats.dead_lettered += 1;
         } else {
@@ -358,24 +405,35 @@ impl<T: Clone> Book<T> {
     /// The destination will never take `seq` (too large, rejected): it goes
     /// to the dead-letter topic; if that is refused too, it is dropped (counted).
     pub fn rejected(&mut self, seq: u64, reason: String) {
-        let Some(e) = self.in_flight_entry(seq) else {
+        let Some(i) = self.in_flight_index(seq) else {
             return;
         };
-        let first_time = e.dead_letter.is_none();
-        if first_time {
+        self.in_flight -= 1;
+        let e = &mut self.entries[i];
+        if e.dead_letter.is_none() {
             e.dead_letter = Some(reason);
             e.state = State::Unsent;
-        } else {
-            e.state = State::Done;
-            e.item = None;
-        }
-        self.in_flight -= 1;
-        if first_time {
             self.rewind(seq);
         } else {
+            e.state = State::Done;
+            release(&mut self.mem_bytes, e);
             self.stats.dropped_undeliverable += 1;
             self.trim();
         }
+    }
+
+    /// `seq` cannot be sent at all (its bytes could not be read back):
+    /// dropped and counted as undeliverable.
+    pub fn discard(&mut self, seq: u64) {
+        let Some(i) = self.in_flight_index(seq) else {
+            return;
+        };
+        self.in_flight -= 1;
+        let e = &mut self.entries[i];
+        e.state = State::Done;
+        release(&mut self.mem_bytes, e);
+        self.stats.dropped_undeliverable += 1;
+        self.trim();
     }
 
     /// `seq` was not handed over after all (the producer's queue was full).
@@ -392,8 +450,22 @@ impl<T: Clone> Book<T> {
         self.send_pos = self.send_pos.min(i);
     }
 
-    fn entry(&mut self, seq: u64) -> Option<&mut Entry<T>> {
+    fn index(&self, seq: u64) -> Option<usize> {
         let i = usize::try_from(seq.checked_sub(self.first)?).ok()?;
+        (i < self.entries.len()).then_some(i)
+    }
+
+    pub fn is_in_flight(&self, seq: u64) -> bool {
+        self.in_flight_index(seq).is_some()
+    }
+
+    fn in_flight_index(&self, seq: u64) -> Option<usize> {
+        self.index(seq)
+            .filter(|i| self.entries[*i].state == State::InFlight)
+    }
+
+    fn entry(&mut self, seq: u64) -> Option<&mut Entry<T>> {
+        let i = self.index(seq)?;
         self.entries.get_mut(i)
     }
 
@@ -487,7 +559,7 @@ mod tests {
     const MS: Duration = Duration::from_millis(1);
 
     fn book(quota: u64, segment: u64) -> Book<u64> {
-        Book::new(quota, segment, Backoff::new(100 * MS, 1000 * MS))
+        Book::new(quota, segment, u64::MAX, Backoff::new(100 * MS, 1000 * MS))
     }
 
     fn seqs(s: &[Send<u64>]) -> Vec<u64> {
@@ -638,10 +710,15 @@ mod tests {
     fn restored_records_are_resent_and_a_gap_is_skipped() {
         let mut b = book(1000, 100);
         b.restore_segment(10, 60);
-        b.restore_record(11, 5, 11);
-        b.restore_record(13, 6, 13);
+        let loc = |segment, offset| Loc {
+            segment,
+            offset,
+            len: 20,
+        };
+        b.restore_record(11, loc(10, 20), 5, 11);
+        b.restore_record(13, loc(10, 40), 6, 13);
         b.restore_segment(14, 40);
-        b.restore_record(14, 7, 14);
+        b.restore_record(14, loc(14, 0), 7, 14);
         b.finish_restore(15);
         assert_eq!(b.disk_bytes(), 100);
         assert_eq!(b.cursor(), 11);
@@ -668,5 +745,46 @@ mod tests {
         assert_eq!(b.take_removable(), vec![3], "nothing left in it");
         assert_eq!(b.push(10, 0, 0, OnFull::Block).unwrap().seq, 7);
         assert_eq!(b.cursor(), 7);
+    }
+
+    #[test]
+    fn records_beyond_the_memory_budget_are_read_back_from_their_place() {
+        let mut b: Book<u64> = Book::new(1000, 100, 60, Backoff::new(MS, MS));
+        for i in 0..4 {
+            b.push(30, i, i as u64, OnFull::Block).unwrap();
+        }
+        let t = Instant::now();
+        let s = b.next_to_send(t, 2);
+        assert_eq!(
+            s.iter().map(|s| s.item).collect::<Vec<_>>(),
+            vec![Some(0), Some(1)],
+            "60 bytes of memory: two records"
+        );
+        let s = b.next_to_send(t, 4);
+        assert_eq!(s[0].item, None, "the third is read from disk");
+        assert_eq!(
+            (s[0].loc, s[1].loc),
+            (
+                Loc {
+                    segment: 0,
+                    offset: 60,
+                    len: 30
+                },
+                Loc {
+                    segment: 3,
+                    offset: 0,
+                    len: 30
+                }
+            )
+        );
+        for i in 0..4 {
+            b.delivered(i);
+        }
+        b.push(30, 4, 4, OnFull::Block).unwrap();
+        assert_eq!(b.next_to_send(t, 4)[0].item, Some(4), "memory freed");
+        assert!(b.is_in_flight(4));
+        b.discard(4);
+        assert_eq!(b.take_stats().dropped_undeliverable, 1);
+        assert_eq!(b.pending(), 0);
     }
 }

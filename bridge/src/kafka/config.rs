@@ -81,9 +81,11 @@ pub struct BufferConfig {
     /// Folder of the segment files; relative paths are under the hub's data folder.
     pub dir: PathBuf,
     /// Byte quota of the segment files on disk; when a record does not fit,
-    /// its rule's `on_full` applies. The records are also kept in memory
-    /// until acknowledged, so this bounds memory too.
+    /// its rule's `on_full` applies.
     pub max_bytes: u64,
+    /// Bytes of buffered records also kept in memory (so sending does not
+    /// read the disk); records beyond it are read back from their segment.
+    pub memory_bytes: u64,
     /// Size at which a new segment file is started (at most a quarter of `max_bytes`).
     pub segment_bytes: u64,
     /// fsync period for records of rules with `flush = "interval"` (the
@@ -99,8 +101,9 @@ impl Default for BufferConfig {
     fn default() -> Self {
         BufferConfig {
             dir: PathBuf::from("bridge-buffer"),
-            max_bytes: 64 << 20,
-            segment_bytes: 4 << 20,
+            max_bytes: 256 << 20,
+            memory_bytes: 16 << 20,
+            segment_bytes: 8 << 20,
             flush_interval_ms: 1000,
             retry_initial_ms: 200,
             retry_max_ms: 30_000,

@@ -137,6 +137,7 @@ impl KafkaSink {
         let mut book = Book::new(
             b.max_bytes,
             b.segment_bytes,
+            b.memory_bytes,
             Backoff::new(
                 Duration::from_millis(b.retry_initial_ms),
                 Duration::from_millis(b.retry_max_ms),
@@ -145,14 +146,22 @@ impl KafkaSink {
         let mut restored = 0usize;
         for seg in recovered.segments {
             book.restore_segment(seg.id, seg.bytes);
-            for (seq, _, bytes) in seg.records {
-                match codec::decode(&bytes) {
+            for f in seg.records {
+                match codec::decode(&f.record) {
                     Some(s) => {
-                        book.restore_record(seq, s.record.timestamp_ms, Arc::new(s));
+                        let loc = book::Loc {
+                            segment: seg.id,
+                            offset: f.offset,
+                            len: f.len,
+                        };
+                        book.restore_record(f.seq, loc, s.record.timestamp_ms, Arc::new(s));
                         restored += 1;
                     }
                     None => {
-                        tracing::error!(seq, "undecodable record in the bridge buffer; skipped")
+                        tracing::error!(
+                            seq = f.seq,
+                            "undecodable record in the bridge buffer; skipped"
+                        )
                     }
                 }
             }
@@ -384,6 +393,7 @@ mod tests {
             buffer: BufferConfig {
                 dir: dir.to_path_buf(),
                 max_bytes: 16 * 1024,
+                memory_bytes: 2048,
                 segment_bytes: 4096,
                 ..BufferConfig::default()
             },

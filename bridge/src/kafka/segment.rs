@@ -38,8 +38,8 @@ pub struct RecoveredSegment {
     pub id: u64,
     /// File size after cutting a torn tail.
     pub bytes: u64,
-    /// `(seq, frame bytes, record)` of records at or past the cursor.
-    pub records: Vec<(u64, u64, Bytes)>,
+    /// Records at or past the cursor.
+    pub records: Vec<Frame>,
 }
 
 /// The buffer's folder.
@@ -56,8 +56,19 @@ fn crc(seq: u64, record: &[u8]) -> u32 {
     crc32c::crc32c_append(crc32c::crc32c(&seq.to_le_bytes()), record)
 }
 
+/// One frame found on disk.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Frame {
+    pub seq: u64,
+    /// Where the frame starts in its segment file.
+    pub offset: u64,
+    /// Frame bytes (header included).
+    pub len: u64,
+    pub record: Bytes,
+}
+
 /// Frames of `data` until the first bad one; returns them and the good length.
-fn parse(data: &[u8]) -> (Vec<(u64, u64, Bytes)>, usize) {
+fn parse(data: &[u8]) -> (Vec<Frame>, usize) {
     let mut out = Vec::new();
     let mut at = 0usize;
     while data.len() - at >= HEADER as usize {
@@ -72,7 +83,12 @@ fn parse(data: &[u8]) -> (Vec<(u64, u64, Bytes)>, usize) {
         if crc(seq, record) != sum {
             break;
         }
-        out.push((seq, frame_len(len), Bytes::copy_from_slice(record)));
+        out.push(Frame {
+            seq,
+            offset: at as u64,
+            len: frame_len(len),
+            record: Bytes::copy_from_slice(record),
+        });
         at = start + len;
     }
     (out, at)
@@ -121,13 +137,13 @@ impl Segments {
                 f.set_len(good as u64)?;
                 f.sync_all()?;
             }
-            if let Some((seq, _, _)) = frames.last() {
-                rec.next_seq = rec.next_seq.max(seq + 1);
+            if let Some(f) = frames.last() {
+                rec.next_seq = rec.next_seq.max(f.seq + 1);
             }
             rec.segments.push(RecoveredSegment {
                 id,
                 bytes: good as u64,
-                records: frames.into_iter().filter(|f| f.0 >= cursor).collect(),
+                records: frames.into_iter().filter(|f| f.seq >= cursor).collect(),
             });
         }
         Ok((
@@ -169,6 +185,11 @@ impl Segments {
         (&**f).write_all(&frame)
     }
 
+    /// The folder (to read frames back without the caller's lock).
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
     /// The active segment file, to fsync without holding the caller's lock.
     pub fn active_file(&self) -> Option<Arc<File>> {
         self.active.as_ref().map(|(_, f)| f.clone())
@@ -191,6 +212,21 @@ impl Segments {
         let tmp = self.dir.join("cursor.tmp");
         fs::write(&tmp, cursor.to_string())?;
         fs::rename(tmp, self.dir.join(CURSOR))
+    }
+}
+
+/// Reads back the record of frame `seq` at `offset` (`len` bytes) of
+/// segment `id` in `dir`, checking its crc and sequence number.
+pub fn read_record(dir: &Path, id: u64, offset: u64, len: u64, seq: u64) -> io::Result<Bytes> {
+    use std::os::unix::fs::FileExt;
+    let mut buf = vec![0u8; usize::try_from(len).map_err(io::Error::other)?];
+    File::open(dir.join(name(id)))?.read_exact_at(&mut buf, offset)?;
+    match parse(&buf).0.pop() {
+        Some(f) if f.seq == seq && f.len == len => Ok(f.record),
+        _ => Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("bridge buffer segment {id}: no frame {seq} at {offset}"),
+        )),
     }
 }
 
@@ -221,12 +257,25 @@ mod tests {
 
         let (mut s, rec) = Segments::open(dir.path()).unwrap();
         assert_eq!((rec.cursor, rec.next_seq), (1, 3));
-        let got: Vec<(u64, u64, &[u8])> = rec
+        let got: Vec<(u64, u64, u64, &[u8])> = rec
             .segments
             .iter()
-            .flat_map(|g| g.records.iter().map(|(s, n, r)| (*s, *n, &r[..])))
+            .flat_map(|g| {
+                g.records
+                    .iter()
+                    .map(|f| (f.seq, f.offset, f.len, &f.record[..]))
+            })
             .collect();
-        assert_eq!(got, vec![(1, 19, &b"one"[..]), (2, 19, &b"two"[..])]);
+        assert_eq!(got, vec![(1, 20, 19, &b"one"[..]), (2, 0, 19, &b"two"[..])]);
+        assert_eq!(
+            read_record(dir.path(), 0, 20, 19, 1).unwrap(),
+            Bytes::from_static(b"one")
+        );
+        assert!(read_record(dir.path(), 0, 20, 19, 7).is_err(), "wrong seq");
+        assert!(
+            read_record(dir.path(), 0, 0, 19, 0).is_err(),
+            "wrong length"
+        );
         assert_eq!(rec.segments[0].bytes, 20 + 19);
         assert_eq!(rec.segments[1].bytes, 19, "torn tail cut");
         assert_eq!(fs::metadata(&path).unwrap().len(), 19);

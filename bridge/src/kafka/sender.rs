@@ -18,15 +18,16 @@ use rdkafka::producer::{
 use rdkafka::ClientContext;
 
 use super::book::Send;
-use super::codec::Stored;
+use super::codec::{self, Stored};
 use super::config::KafkaConfig;
+use super::segment;
 use super::{lock, Shared};
 use crate::config::ConfigError;
 use crate::headers;
 
 /// How long a stopping sender waits for answers to what is in flight (the
 /// rest stays in the buffer for the next start).
-const STOP_WAIT: Duration = Duration::from_secs(2);
+const STOP_WAIT: Duration = Duration::from_secs(1);
 /// The cursor is saved at most this often.
 const CURSOR_EVERY: Duration = Duration::from_millis(100);
 
@@ -269,8 +270,39 @@ impl Sender {
         }
     }
 
+    /// The record of `s`, from memory or read back from its segment.
+    fn load(&self, s: &Send<Arc<Stored>>) -> Option<Arc<Stored>> {
+        if let Some(item) = &s.item {
+            return Some(item.clone());
+        }
+        let dir = lock(&self.shared.core).files.dir().to_path_buf();
+        let l = s.loc;
+        let read = segment::read_record(&dir, l.segment, l.offset, l.len, s.seq);
+        let why = match read.map(|b| codec::decode(&b)) {
+            Ok(Some(stored)) => return Some(Arc::new(stored)),
+            Ok(None) => "undecodable".to_string(),
+            Err(e) => e.to_string(),
+        };
+        // Dropped by drop-oldest meanwhile (the book has forgotten it
+        // then and this does nothing), or unreadable: counted and dropped
+        // rather than blocking everything behind it.
+        let mut core = lock(&self.shared.core);
+        if core.book.is_in_flight(s.seq) {
+            tracing::error!(
+                seq = s.seq,
+                why,
+                "bridge buffer record not read back; dropped"
+            );
+            core.book.discard(s.seq);
+        }
+        None
+    }
+
     fn send(&self, s: Send<Arc<Stored>>) {
-        let r = &s.item.record;
+        let Some(item) = self.load(&s) else {
+            return;
+        };
+        let r = &item.record;
         let mut hs = OwnedHeaders::new_with_capacity(r.headers.len() + 2);
         for (k, v) in &r.headers {
             hs = hs.insert(Header {
@@ -296,7 +328,7 @@ impl Sender {
                         key: headers::DEAD_LETTER_TOPIC,
                         value: Some(r.topic.as_bytes()),
                     });
-                &s.item.dead_letter
+                &item.dead_letter
             }
         };
         let mut rec: BaseRecord<'_, [u8], [u8], Box<u64>> =

@@ -45,6 +45,8 @@ linger_ms = 5
 [bridge.kafka.buffer]
 dir = "{dir}"
 max_bytes = {quota}
+# Most records are read back from disk when sent.
+memory_bytes = 4096
 segment_bytes = {segment}
 flush_interval_ms = 100
 retry_initial_ms = 100
