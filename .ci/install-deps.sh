@@ -12,6 +12,11 @@ command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
 command -v chromedriver >/dev/null 2>&1 || need_apt+=(chromium-driver)
 # RS256 test keys are made with the openssl command (tests/src/security.rs).
 command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
+# The bridge's kafka backend builds librdkafka from source (rdkafka-sys,
+# bundled; Debian's librdkafka-dev 2.0.2 is older than rdkafka-sys needs).
+command -v make >/dev/null 2>&1 || need_apt+=(make)
+command -v cc >/dev/null 2>&1 || need_apt+=(gcc)
+command -v g++ >/dev/null 2>&1 || need_apt+=(g++)
 if [ ${#need_apt[@]} -gt 0 ]; then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null

@@ -3,11 +3,13 @@
 //! Deserialized with serde (unknown fields are errors), then `compile`d:
 //! every template is parsed and every name checked, and the first problem is
 //! reported with the field it is in (`bridge.uplink[0].key`).
+//! The `kafka` backend's own table is in `kafka/config.rs`.
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::kafka::config::{BufferConfig, KafkaConfig};
 use crate::template::{Scope, Template};
 
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
@@ -15,6 +17,10 @@ use crate::template::{Scope, Template};
 pub struct BridgeConfig {
     /// Turns the whole bridge off (rules are still validated).
     pub enabled: bool,
+    /// Where uplink records go: the hub's `embedded` queue or a `kafka` cluster.
+    pub backend: Backend,
+    /// Settings of the `kafka` backend (ignored with `embedded`).
+    pub kafka: KafkaConfig,
     pub uplink: Vec<UplinkConfig>,
     pub downlink: Vec<DownlinkConfig>,
     pub dedupe: DedupeConfig,
@@ -26,6 +32,8 @@ impl Default for BridgeConfig {
     fn default() -> Self {
         BridgeConfig {
             enabled: true,
+            backend: Backend::Embedded,
+            kafka: KafkaConfig::default(),
             uplink: Vec::new(),
             downlink: Vec::new(),
             dedupe: DedupeConfig::default(),
@@ -33,6 +41,28 @@ impl Default for BridgeConfig {
             retry: RetryConfig::default(),
         }
     }
+}
+
+/// Where uplink records are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Backend {
+    /// The hub's in-process queue (the default).
+    #[default]
+    Embedded,
+    /// An external Kafka cluster through librdkafka, with an on-disk retry buffer.
+    Kafka,
+}
+
+/// What the `kafka` backend does with a record when its retry buffer is full.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum OnFull {
+    /// Withhold the PUBACK until there is room: the device waits (back-pressure).
+    #[default]
+    Block,
+    /// Delete the oldest unacknowledged records (counted) to make room.
+    DropOldest,
 }
 
 /// How an uplink rule names the queue topic.
@@ -84,9 +114,14 @@ pub struct UplinkConfig {
     #[serde(default)]
     pub headers: BTreeMap<String, String>,
     /// Flush policy for a topic this rule creates (`sync` makes PUBACK wait
-    /// for fsync); an existing topic keeps its own.
+    /// for fsync); an existing topic keeps its own. With the `kafka`
+    /// backend: the fsync policy of the retry buffer for this rule's records
+    /// (`interval` when unset).
     #[serde(default)]
     pub flush: Option<RuleFlush>,
+    /// `kafka` backend: what happens when the retry buffer is full.
+    #[serde(default)]
+    pub on_full: OnFull,
     /// Partitions of a topic this rule creates.
     #[serde(default = "one")]
     pub partitions: u32,
@@ -231,6 +266,7 @@ pub struct UplinkRule {
     pub key: Template,
     pub headers: Vec<(String, Template)>,
     pub flush: Option<RuleFlush>,
+    pub on_full: OnFull,
     pub partitions: u32,
     pub dead_letter_topic: std::sync::Arc<str>,
 }
@@ -273,6 +309,9 @@ impl BridgeConfig {
     /// Validates and compiles the rules.
     pub fn compile(&self) -> Result<Rules, ConfigError> {
         let mut rules = Rules::default();
+        if self.backend == Backend::Kafka {
+            self.kafka.validate()?;
+        }
         for (i, u) in self.uplink.iter().enumerate() {
             let f = |name: &str| format!("bridge.uplink[{i}].{name}");
             if let Err(e) = mqtt::topic::validate_topic_filter(&u.filter) {
@@ -319,6 +358,7 @@ impl BridgeConfig {
                 key,
                 headers,
                 flush: u.flush,
+                on_full: u.on_full,
                 partitions: u.partitions,
                 dead_letter_topic: std::sync::Arc::from(u.dead_letter_topic.as_str()),
             });
@@ -422,5 +462,46 @@ mod tests {
         assert!(e.contains("bridge.downlink[0].mqtt_topic"), "{e}");
         let e = parse("[[uplink]]\nfilter = \"a\"\ntopic = \"t\"\nfliter = 1\n").unwrap_err();
         assert!(e.contains("fliter"), "{e}");
+    }
+
+    #[test]
+    fn kafka_backend_settings_are_checked_by_field() {
+        let ok = "backend = \"kafka\"\n[kafka]\nbootstrap_servers = \"a:9092,b:9093\"\n[[uplink]]\nfilter = \"a/#\"\ntopic = \"t\"\non_full = \"drop-oldest\"\n";
+        let r = parse(ok).unwrap();
+        assert_eq!(r.uplink[0].on_full, OnFull::DropOldest);
+        for (bad, field) in [
+            (
+                "[kafka]\nbootstrap_servers = \"nohost\"",
+                "bridge.kafka.bootstrap_servers",
+            ),
+            (
+                "[kafka]\nbootstrap_servers = \"\"",
+                "bridge.kafka.bootstrap_servers",
+            ),
+            ("[kafka]\nclient_id = \"\"", "bridge.kafka.client_id"),
+            (
+                "[kafka]\nmessage_timeout_ms = 3600001",
+                "bridge.kafka.message_timeout_ms",
+            ),
+            (
+                "[kafka.properties]\nacks = \"1\"",
+                "bridge.kafka.properties.acks",
+            ),
+            (
+                "[kafka.buffer]\nmax_bytes = 10000\nsegment_bytes = 4096",
+                "bridge.kafka.buffer.max_bytes",
+            ),
+            (
+                "[kafka.buffer]\nretry_max_ms = 1",
+                "bridge.kafka.buffer.retry_max_ms",
+            ),
+        ] {
+            let e = parse(&format!("backend = \"kafka\"\n{bad}\n")).unwrap_err();
+            assert!(e.contains(field), "{bad}: {e}");
+        }
+        // The same settings are not checked while the backend is embedded.
+        parse("[kafka]\nclient_id = \"\"\n").unwrap();
+        let e = parse("backend = \"kafak\"\n").unwrap_err();
+        assert!(e.contains("kafak"), "{e}");
     }
 }

@@ -25,6 +25,19 @@ pub struct Counters {
     pub delayed_refused: AtomicU64,
     /// Records of `<topic>.retry` held for their ladder step.
     pub retry_scheduled: AtomicU64,
+    /// `kafka` backend: records sent again (after a failed send or a restart).
+    pub uplink_retried: AtomicU64,
+    /// `kafka` backend, gauge: bytes of the retry buffer's segment files
+    /// (what the quota limits; the segment being written to keeps its
+    /// acknowledged records until it is full).
+    pub buffered_bytes: AtomicU64,
+    /// `kafka` backend, gauge: publish time (unix ms) of the oldest record
+    /// Kafka has not acknowledged yet; 0 when there is none.
+    pub buffer_oldest_ms: AtomicU64,
+    /// `kafka` backend: records dropped by `on_full = "drop-oldest"`.
+    pub dropped_buffer_full: AtomicU64,
+    /// `kafka` backend: records neither Kafka nor the dead-letter topic took.
+    pub dropped_undeliverable: AtomicU64,
 }
 
 impl Counters {
@@ -34,5 +47,16 @@ impl Counters {
 
     pub fn get(c: &AtomicU64) -> u64 {
         c.load(Ordering::Relaxed)
+    }
+
+    /// Age in ms of the oldest record the `kafka` backend has not had
+    /// acknowledged (0 when none).
+    pub fn oldest_unacked_age_ms(&self) -> u64 {
+        match Self::get(&self.buffer_oldest_ms) {
+            0 => 0,
+            t => u64::try_from(crate::delayed::now_ms())
+                .unwrap_or(0)
+                .saturating_sub(t),
+        }
     }
 }

@@ -2,10 +2,13 @@
 //! publishes to queue records (appended durably before the device gets its
 //! PUBACK), downlink rules turn queue records into MQTT commands, repeats of
 //! edge-agent messages are dropped, and delayed messages are held on disk
-//! until due. The bridge does not depend on the hub: the hub calls
+//! until due. Uplink records go to the embedded queue or, with
+//! `backend = "kafka"`, to a Kafka cluster through an on-disk retry buffer
+//! (`kafka/`). The bridge does not depend on the hub: the hub calls
 //! `Bridge::uplink` for each publish and implements `HubPort` for the way
 //! back. See ARCHITECTURE.md for the write path and recovery.
 
+pub mod backend;
 pub mod config;
 pub mod consumer;
 pub mod counters;
@@ -13,6 +16,7 @@ pub mod dedupe;
 pub mod delayed;
 pub mod downlink;
 pub mod headers;
+pub mod kafka;
 pub mod partitioner;
 pub mod port;
 pub mod retry;
@@ -27,7 +31,8 @@ use std::time::{Duration, Instant};
 use mqtt::message::Message;
 use tokio::sync::watch;
 
-pub use config::{BridgeConfig, ConfigError, Rules};
+pub use backend::Sink;
+pub use config::{Backend, BridgeConfig, ConfigError, Rules};
 pub use counters::Counters;
 pub use delayed::{parse_delayed, DelayError, DelayStore};
 pub use port::{Command, HubPort, Injected};
@@ -48,6 +53,8 @@ pub enum StartError {
         topic: String,
         source: queue::QueueError,
     },
+    #[error("kafka backend: {0}")]
+    Kafka(#[from] kafka::KafkaStartError),
 }
 
 /// The running bridge.
@@ -56,7 +63,7 @@ pub struct Bridge {
     /// The queue handles are taken out by `stop`, so the queue's files are
     /// released when the hub stops (a restart in the same process reopens them).
     queue: RwLock<Option<queue::Broker>>,
-    sink: RwLock<Option<EmbeddedSink>>,
+    sink: RwLock<Option<Sink>>,
     dedupe: Mutex<Dedupe>,
     delay: RwLock<Option<Arc<DelayStore>>>,
     tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
@@ -112,8 +119,9 @@ impl Bridge {
     ) -> Result<Arc<Bridge>, StartError> {
         let rules = cfg.compile()?;
         let counters = Arc::new(Counters::default());
+        let kafka = cfg.backend == config::Backend::Kafka;
         let active = cfg.enabled
-            && (!rules.uplink.is_empty()
+            && ((!kafka && !rules.uplink.is_empty())
                 || !rules.downlink.is_empty()
                 || !cfg.retry.topics.is_empty());
         if active && queue.is_none() {
@@ -121,7 +129,7 @@ impl Bridge {
         }
         let mut delay = None;
         if let (Some(q), true) = (&queue, cfg.enabled) {
-            for r in &rules.uplink {
+            for r in rules.uplink.iter().filter(|_| !kafka) {
                 if let Some(t) = &r.topic {
                     create_missing(q, t, r.partitions, r.flush)?;
                 }
@@ -144,15 +152,34 @@ impl Bridge {
                 delay = Some(Arc::new(store));
             }
         }
-        let (sink, sink_task) = match (&queue, cfg.enabled) {
-            (Some(q), true) => {
+        let (sink, sink_task) = match (&queue, cfg.enabled, kafka) {
+            (_, true, true) => {
+                let mut topics: Vec<(String, u32)> = Vec::new();
+                for r in &rules.uplink {
+                    let dlq = (r.dead_letter_topic.to_string(), 1);
+                    for t in r
+                        .topic
+                        .clone()
+                        .map(|t| (t, r.partitions))
+                        .into_iter()
+                        .chain([dlq])
+                    {
+                        if !topics.iter().any(|(n, _)| *n == t.0) {
+                            topics.push(t);
+                        }
+                    }
+                }
+                let (s, t) = kafka::KafkaSink::start(&cfg.kafka, topics, counters.clone())?;
+                (Some(Sink::Kafka(s)), Some(t))
+            }
+            (Some(q), true, false) => {
                 let (s, t) = EmbeddedSink::start(q.clone(), counters.clone()).map_err(|e| {
                     StartError::Topic {
                         topic: "(bridge-sink thread)".into(),
                         source: queue::QueueError::Io(e),
                     }
                 })?;
-                (Some(s), Some(t))
+                (Some(Sink::Embedded(s)), Some(t))
             }
             _ => (None, None),
         };
@@ -259,7 +286,20 @@ impl Bridge {
     /// rules take effect at the next start). On error the old rules stay.
     pub fn reload(&self, cfg: &BridgeConfig) -> Result<(), StartError> {
         let rules = cfg.compile()?;
-        if let Some(q) = read(&self.queue) {
+        let mut cfg = cfg.clone();
+        {
+            let active = self.active();
+            let running = &active.0;
+            if (cfg.backend, &cfg.kafka) != (running.backend, &running.kafka) {
+                tracing::warn!(
+                    "bridge backend settings changed; they take effect at the next start"
+                );
+                cfg.backend = running.backend;
+                cfg.kafka = running.kafka.clone();
+            }
+        }
+        let kafka = cfg.backend == config::Backend::Kafka;
+        if let (Some(q), false) = (read(&self.queue), kafka) {
             for r in &rules.uplink {
                 if let Some(t) = &r.topic {
                     create_missing(&q, t, r.partitions, r.flush)?;
@@ -333,8 +373,8 @@ impl Bridge {
         let mut pending = Vec::with_capacity(records.len());
         for r in records {
             Counters::inc(&self.counters.uplink_matched);
-            let dlq = rules.uplink[r.rule].dead_letter_topic.clone();
-            pending.push(sink.send(r, dlq).await);
+            let rule = &rules.uplink[r.rule];
+            pending.push(sink.send(r, rule).await);
         }
         Some(UplinkAck { pending })
     }

@@ -94,17 +94,25 @@ impl EmbeddedSink {
     }
 }
 
-/// The append thread: blocks for the first job, takes what else is waiting.
-fn run(queue: queue::Broker, counters: Arc<Counters>, mut rx: mpsc::Receiver<Job>) {
-    while let Some(first) = rx.blocking_recv() {
-        let mut batch = Vec::with_capacity(BATCH);
-        batch.push(first);
-        while batch.len() < BATCH {
-            match rx.try_recv() {
-                Ok(j) => batch.push(j),
-                Err(_) => break,
-            }
+/// Blocks for the first item, then takes up to `max` of what is waiting
+/// (so concurrent publishers share one write); `None` once the channel is
+/// closed and empty.
+pub(crate) fn next_batch<T>(rx: &mut mpsc::Receiver<T>, max: usize) -> Option<Vec<T>> {
+    let first = rx.blocking_recv()?;
+    let mut batch = Vec::with_capacity(max);
+    batch.push(first);
+    while batch.len() < max {
+        match rx.try_recv() {
+            Ok(j) => batch.push(j),
+            Err(_) => break,
         }
+    }
+    Some(batch)
+}
+
+/// The append thread.
+fn run(queue: queue::Broker, counters: Arc<Counters>, mut rx: mpsc::Receiver<Job>) {
+    while let Some(batch) = next_batch(&mut rx, BATCH) {
         append_all(&queue, &counters, batch);
     }
 }

@@ -23,7 +23,10 @@ pub fn start(
     queue: Option<queue::Broker>,
     shutdown: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
-    let b = Bridge::new(&broker.config.bridge, queue)?;
+    let mut cfg = broker.config.bridge.clone();
+    // The kafka backend's buffer folder is relative to the data folder.
+    cfg.kafka.buffer.dir = broker.config.data_dir.join(&cfg.kafka.buffer.dir);
+    let b = Bridge::new(&cfg, queue)?;
     b.run(Arc::new(HubSide(broker.clone())), shutdown);
     let _ = broker.bridge.set(b);
     Ok(())
@@ -72,6 +75,11 @@ pub fn stats(broker: &Broker) -> serde_json::Value {
         "delayed_released": g(&c.delayed_released),
         "delayed_refused": g(&c.delayed_refused),
         "retry_scheduled": g(&c.retry_scheduled),
+        "uplink_retried": g(&c.uplink_retried),
+        "buffered_bytes": g(&c.buffered_bytes),
+        "oldest_unacked_age_ms": c.oldest_unacked_age_ms(),
+        "dropped_buffer_full": g(&c.dropped_buffer_full),
+        "dropped_undeliverable": g(&c.dropped_undeliverable),
     })
 }
 
@@ -153,7 +161,13 @@ impl Hook {
                                     queue_topic: Some(p.topic),
                                     partition: Some(p.partition),
                                     offset: Some(p.offset),
-                                    detail: p.dead_lettered.then(|| "dead-lettered".to_string()),
+                                    detail: if p.dead_lettered {
+                                        Some("dead-lettered".to_string())
+                                    } else if p.offset < 0 {
+                                        Some("in the kafka retry buffer".to_string())
+                                    } else {
+                                        None
+                                    },
                                     ..Hop::default()
                                 },
                             );

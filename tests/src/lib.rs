@@ -41,6 +41,7 @@ use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 
 pub mod pki;
+pub mod queue_process;
 pub mod security;
 pub mod transports;
 

@@ -354,9 +354,36 @@ pub fn text(state: &AdminState) -> String {
                 "Consumer retries scheduled on the retry ladder.",
                 g(&c.retry_scheduled),
             ),
+            (
+                "uplink_retried",
+                "Uplink records sent to Kafka again (kafka backend).",
+                g(&c.uplink_retried),
+            ),
+            (
+                "dropped_buffer_full",
+                "Uplink records dropped by on_full = drop-oldest (kafka backend).",
+                g(&c.dropped_buffer_full),
+            ),
+            (
+                "dropped_undeliverable",
+                "Uplink records neither Kafka nor the dead-letter topic took (kafka backend).",
+                g(&c.dropped_undeliverable),
+            ),
         ] {
             o.one(&format!("hub_bridge_{name}_total"), "counter", help, v);
         }
+        o.one(
+            "hub_bridge_buffered_bytes",
+            "gauge",
+            "Bytes in the kafka backend's retry buffer.",
+            g(&c.buffered_bytes),
+        );
+        o.one(
+            "hub_bridge_oldest_unacked_age_ms",
+            "gauge",
+            "Age of the oldest record Kafka has not acknowledged (kafka backend).",
+            c.oldest_unacked_age_ms(),
+        );
         o.one(
             "hub_bridge_delayed_pending",
             "gauge",

@@ -15,6 +15,7 @@ mod admin_trace;
 mod auth;
 mod bridge_crash;
 mod bridge_embedded;
+mod bridge_kafka;
 mod connect;
 mod crash;
 mod embedded_queue;
