@@ -129,6 +129,11 @@ pub enum Hook {
 
 impl Hook {
     /// The reason code for the PUBACK/PUBREC, once the bridge is done.
+    /// Whether the answer waits for the bridge (records on their way).
+    pub fn waits(&self) -> bool {
+        matches!(self, Hook::Bridged(..))
+    }
+
     pub async fn reason(self, delivered: usize) -> ReasonCode {
         let routed = if delivered == 0 {
             ReasonCode::NO_MATCHING_SUBSCRIBERS

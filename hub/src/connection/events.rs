@@ -4,29 +4,86 @@
 
 use super::*;
 
-impl<S: Transport> Connection<S> {
-    /// Answers deferred publishes in arrival order once the store (under
-    /// `sync`) and the bridge have them.
-    pub(super) async fn finish_acks(&mut self, acks: Vec<PendingAck>) {
-        let any_stored = RouteOutcome {
-            delivered: 0,
-            stored: acks.iter().any(|a| a.outcome.stored),
+/// How each of a batch of publishes is answered, once the store (under
+/// `sync`) and the bridge have them. Owns its inputs, so it can wait
+/// while the connection goes on reading.
+async fn acks_done(broker: Arc<Broker>, acks: Vec<PendingAck>) -> Vec<AckDone> {
+    let any_stored = RouteOutcome {
+        delivered: 0,
+        stored: acks.iter().any(|a| a.outcome.stored),
+    };
+    let flushed = broker.flush_if_sync(&any_stored).await;
+    let mut done = Vec::with_capacity(acks.len());
+    for PendingAck {
+        qos,
+        pkid,
+        outcome,
+        hook,
+    } in acks
+    {
+        let reason = match &flushed {
+            Err(e) => {
+                tracing::error!(error = %e, "message not persisted; refusing it");
+                ReasonCode::IMPLEMENTATION_SPECIFIC_ERROR
+            }
+            Ok(()) => hook.reason(outcome.delivered).await,
         };
-        let flushed = self.broker.flush_if_sync(&any_stored).await;
-        for PendingAck {
-            qos,
-            pkid,
-            outcome,
-            hook,
-        } in acks
-        {
-            let reason = match &flushed {
-                Err(e) => {
-                    tracing::error!(error = %e, "message not persisted; refusing it");
-                    ReasonCode::IMPLEMENTATION_SPECIFIC_ERROR
-                }
-                Ok(()) => hook.reason(outcome.delivered).await,
+        done.push(AckDone { qos, pkid, reason });
+    }
+    done
+}
+
+impl<S: Transport> Connection<S> {
+    /// Answers a batch of publishes: at once when nothing waits for the
+    /// bridge; otherwise behind the batches already waiting, without
+    /// holding up reads.
+    async fn settle(&mut self, acks: Vec<PendingAck>) {
+        let bridged = acks.iter().any(|a| a.hook.waits());
+        if !bridged && self.pending.is_none() {
+            let done = acks_done(self.broker.clone(), acks).await;
+            self.apply_acks(done).await;
+            return;
+        }
+        let n = acks.len();
+        let batch: AckBatch = Box::pin(acks_done(self.broker.clone(), acks));
+        self.pending
+            .get_or_insert_with(Default::default)
+            .push(n, batch);
+    }
+
+    /// Answers the batch whose answers are known.
+    pub(super) async fn apply_ready(&mut self) {
+        if let Some(done) = self.pending.as_mut().and_then(|p| p.ready.take()) {
+            self.apply_acks(done).await;
+        }
+    }
+
+    /// Waits for every pending batch and answers it.
+    pub(super) async fn drain_pending(&mut self) {
+        self.apply_ready().await;
+        while let Some(mut p) = self.pending.take() {
+            let Some((n, batch)) = p.batches.pop_front() else {
+                break;
             };
+            p.publishes = p.publishes.saturating_sub(n);
+            if !p.batches.is_empty() {
+                self.pending = Some(p);
+            }
+            let done = batch.into_inner().await;
+            self.apply_acks(done).await;
+        }
+    }
+
+    /// Sends the answers (v3 clients are disconnected on a refusal).
+    pub(super) async fn apply_acks(&mut self, done: Vec<AckDone>) {
+        if self
+            .pending
+            .as_ref()
+            .is_some_and(|p| p.batches.is_empty() && p.ready.is_none())
+        {
+            self.pending = None;
+        }
+        for AckDone { qos, pkid, reason } in done {
             if !reason.is_success() && qos == QoS::ExactlyOnce {
                 if let Some(a) = self.attached.as_ref().filter(|a| a.session.is_persistent()) {
                     let op = Op::RemoveInbound(a.session.client_id.clone(), pkid);
@@ -46,10 +103,27 @@ impl<S: Transport> Connection<S> {
         // Acknowledgements of the publishes decoded together are answered
         // together, in order, before any other event: their bridge records
         // share one append and their store writes one flush.
+        // Answers the bridge gave since the last call go first.
+        self.apply_ready().await;
         let mut acks: Vec<PendingAck> = Vec::new();
         while let Some(event) = self.session.poll_event() {
             if !acks.is_empty() && !matches!(event, Event::Publish(_)) {
-                Box::pin(self.finish_acks(std::mem::take(&mut acks))).await;
+                Box::pin(self.settle(std::mem::take(&mut acks))).await;
+            }
+            // Deliveries' acknowledgements do not concern the publishes
+            // waiting for the bridge; anything else (CONNECT, SUBSCRIBE,
+            // DISCONNECT ...) is handled after they are answered, as it
+            // would have been before pipelining.
+            if self.pending.is_some()
+                && !matches!(
+                    event,
+                    Event::Publish(_)
+                        | Event::Acked { .. }
+                        | Event::Dropped { .. }
+                        | Event::Released { .. }
+                )
+            {
+                Box::pin(self.drain_pending()).await;
             }
             match event {
                 Event::Connect(mut c) => {
@@ -230,7 +304,7 @@ impl<S: Transport> Connection<S> {
             }
         }
         if !acks.is_empty() {
-            Box::pin(self.finish_acks(acks)).await;
+            Box::pin(self.settle(acks)).await;
         }
     }
 

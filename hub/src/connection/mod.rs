@@ -7,8 +7,9 @@ mod events;
 mod limits;
 mod output;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 use std::time::{Duration, Instant};
@@ -19,6 +20,7 @@ use mqtt::session::server::{
     CloseReason, DeliverError, Delivery, DropReason, Event, ServerSession, Transmit,
 };
 use mqtt::{codec, LastWill, Protocol, QoS, ReasonCode};
+use sync_wrapper::SyncWrapper;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::{watch, OwnedSemaphorePermit};
 
@@ -51,6 +53,80 @@ struct PendingAck {
     hook: crate::bridge_glue::Hook,
 }
 
+/// How one publish is to be answered.
+struct AckDone {
+    qos: QoS,
+    pkid: u16,
+    reason: ReasonCode,
+}
+
+/// The answers to one batch of publishes, ready once the bridge (and, under
+/// `sync`, the store) has them. Owns what it waits on, so the connection
+/// can keep reading meanwhile.
+type AckBatch = Pin<Box<dyn Future<Output = Vec<AckDone>> + Send>>;
+
+/// Publishes a connection may have waiting for the bridge before it stops
+/// reading (TCP then pushes back on the client). A v5 client's Receive
+/// Maximum usually stops it first.
+const MAX_PENDING_ACKS: usize = 1024;
+
+/// Batches of publishes waiting for the bridge, answered in arrival order
+/// ([MQTT-4.6.0-2]: PUBACKs in the order the PUBLISHes came).
+/// (`SyncWrapper`: a batch is only ever polled through `&mut`, and the
+/// connection must stay `Sync` for the `&self` awaits in its loop.)
+#[derive(Default)]
+struct PendingAcks {
+    batches: VecDeque<(usize, SyncWrapper<AckBatch>)>,
+    publishes: usize,
+    /// The oldest batch's answers once known, until the connection sends
+    /// them (kept here, not in `Wake`, which lives in every idle future).
+    ready: Option<Vec<AckDone>>,
+}
+
+impl PendingAcks {
+    fn push(&mut self, n: usize, batch: AckBatch) {
+        self.publishes += n;
+        self.batches.push_back((n, SyncWrapper::new(batch)));
+    }
+
+    fn full(&self) -> bool {
+        self.publishes >= MAX_PENDING_ACKS
+    }
+
+    /// Ready once the oldest batch's answers are all known (in `ready`).
+    fn poll_front(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        if self.ready.is_some() {
+            return Poll::Ready(());
+        }
+        let Some((n, batch)) = self.batches.front_mut() else {
+            return Poll::Pending;
+        };
+        let done = ready!(batch.get_mut().as_mut().poll(cx));
+        self.publishes -= *n;
+        self.batches.pop_front();
+        self.ready = Some(done);
+        Poll::Ready(())
+    }
+}
+
+/// Polls the pending answers, if any (never ready when there are none).
+fn poll_acks(pending: &mut Option<Box<PendingAcks>>, cx: &mut Context<'_>) -> Poll<()> {
+    match pending.as_mut() {
+        Some(p) => p.poll_front(cx),
+        None => Poll::Pending,
+    }
+}
+
+/// Whether the oldest batch's answers are known and not yet sent.
+fn acks_ready(pending: &Option<Box<PendingAcks>>) -> bool {
+    pending.as_ref().is_some_and(|p| p.ready.is_some())
+}
+
+/// Whether reading must wait for the bridge to catch up.
+fn acks_full(pending: &Option<Box<PendingAcks>>) -> bool {
+    pending.as_ref().is_some_and(|p| p.full())
+}
+
 struct Attached {
     session: Arc<SessionShared>,
 }
@@ -63,6 +139,8 @@ enum Wake {
     Timeout,
     /// A rate-limit pause ended.
     Resume,
+    /// The bridge took the oldest batch of pending publishes.
+    Acked,
 }
 
 /// Reads what the transport has, allocating the read buffer only once it
@@ -114,6 +192,8 @@ pub struct Connection<S> {
     /// Rights, namespace and limits decided at CONNECT (boxed: idle
     /// connections stay small).
     access: Option<Box<Access>>,
+    /// Publishes waiting for the bridge; boxed and only while there are any.
+    pending: Option<Box<PendingAcks>>,
 }
 
 impl<S: Transport> Connection<S> {
@@ -136,6 +216,7 @@ impl<S: Transport> Connection<S> {
             peer: None,
             username: None,
             access: None,
+            pending: None,
         }
     }
 
@@ -190,7 +271,7 @@ impl<S: Transport> Connection<S> {
             loop {
                 // Rarely-taken, large futures are boxed so that an idle
                 // connection's task stays small (see the size test below).
-                if self.session.has_events() {
+                if self.session.has_events() || acks_ready(&self.pending) {
                     Box::pin(self.process_events()).await;
                     // Input held back while the CONNECT was being admitted.
                     if !self.rbuf.is_empty() && !self.session.is_admitting() {
@@ -221,31 +302,12 @@ impl<S: Transport> Connection<S> {
                 let wake = if let Some(until) = pause {
                     Box::pin(self.wait_paused(until)).await
                 } else if let Some(a) = &self.attached {
-                    // The common, idle case: one poll function, no futures;
-                    // the deadline is watched by the broker's sweep.
-                    let (session, id, broker) = (&a.session, self.id, &self.broker);
-                    broker.deadlines.set(session, timeout);
-                    let (stream, rbuf) = (&mut self.stream, &mut self.rbuf);
-                    std::future::poll_fn(|cx| {
-                        // Registered before the checks, so a ring between
-                        // them and the wait is not lost.
-                        session.bell.register(cx.waker());
-                        if let Some(reason) = session.bell.kicked(id) {
-                            return Poll::Ready(Wake::Closed(reason));
-                        }
-                        if broker.is_shutting_down() {
-                            return Poll::Ready(Wake::Closed(ReasonCode::SERVER_SHUTTING_DOWN));
-                        }
-                        match session.bell.take_ring() {
-                            0 => {}
-                            rung if rung & doorbell::DEADLINE != 0 => {
-                                return Poll::Ready(Wake::Timeout);
-                            }
-                            _ => return Poll::Ready(Wake::Outbox),
-                        }
-                        poll_read(stream, rbuf, cx).map(Wake::Read)
-                    })
-                    .await
+                    // The common, idle case: one poll function over the
+                    // connection itself, no futures; the deadline is watched
+                    // by the broker's timer wheel.
+                    self.broker.deadlines.set(&a.session, timeout);
+                    let this = &mut self;
+                    std::future::poll_fn(move |cx| this.poll_idle(cx)).await
                 } else {
                     // Before CONNECT is admitted (or after it was refused).
                     let (stream, rbuf) = (&mut self.stream, &mut self.rbuf);
@@ -280,8 +342,13 @@ impl<S: Transport> Connection<S> {
                     // Keep-alive or connect deadline. A ring for new messages
                     // that came with it is served by the drain at the top.
                     Wake::Timeout => self.on_timeout(Instant::now()),
+                    // Answered by `process_events` at the top of the loop.
+                    Wake::Acked => {}
                 }
             }
+            // What the bridge still owes: its side effects (edge ids
+            // remembered, trace hops) happen even if no answer can be sent.
+            Box::pin(self.drain_pending()).await;
             let broker = self.broker.clone();
             let peer = self.peer.clone();
             // The listener slot goes last: shutdown waits for every slot and
@@ -297,14 +364,49 @@ impl<S: Transport> Connection<S> {
         }
     }
 
+    /// The idle wait of an attached connection: a kick, hub shutdown, its
+    /// deadline, new messages, the bridge's answers, or bytes to read.
+    fn poll_idle(&mut self, cx: &mut Context<'_>) -> Poll<Wake> {
+        let Some(a) = &self.attached else {
+            return Poll::Ready(Wake::Closed(ReasonCode::UNSPECIFIED_ERROR));
+        };
+        let session = &a.session;
+        // Registered before the checks, so a ring between them and the
+        // wait is not lost.
+        session.bell.register(cx.waker());
+        if let Some(reason) = session.bell.kicked(self.id) {
+            return Poll::Ready(Wake::Closed(reason));
+        }
+        if self.broker.is_shutting_down() {
+            return Poll::Ready(Wake::Closed(ReasonCode::SERVER_SHUTTING_DOWN));
+        }
+        match session.bell.take_ring() {
+            0 => {}
+            rung if rung & doorbell::DEADLINE != 0 => return Poll::Ready(Wake::Timeout),
+            _ => return Poll::Ready(Wake::Outbox),
+        }
+        if poll_acks(&mut self.pending, cx).is_ready() {
+            return Poll::Ready(Wake::Acked);
+        }
+        if acks_full(&self.pending) {
+            // Back-pressure: read again once the bridge answered (the poll
+            // above wakes us).
+            return Poll::Pending;
+        }
+        poll_read(&mut self.stream, &mut self.rbuf, cx).map(Wake::Read)
+    }
+
     /// Waits out a rate-limit pause without reading, still answering a
     /// kick, hub shutdown or a deadline. Boxed by the caller: only busy
     /// connections pause, and idle ones should not carry its timer.
-    async fn wait_paused(&self, until: Instant) -> Wake {
+    async fn wait_paused(&mut self, until: Instant) -> Wake {
         let pause = tokio::time::sleep_until(until.into());
         tokio::pin!(pause);
         let id = self.id;
         std::future::poll_fn(|cx| {
+            if poll_acks(&mut self.pending, cx).is_ready() {
+                return Poll::Ready(Wake::Acked);
+            }
             if let Some(a) = &self.attached {
                 a.session.bell.register(cx.waker());
                 if let Some(reason) = a.session.bell.kicked(id) {

@@ -9,6 +9,7 @@ use std::io::Write;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use mqtt::{Protocol, QoS};
 use rumqttc::v5::mqttbytes::v5::{Packet as P5, PublishProperties};
 use rumqttc::v5::mqttbytes::QoS as Q5;
 use rumqttc::v5::Event as E5;
@@ -429,4 +430,51 @@ async fn shipped_config_rules_run_and_reload_keeps_old_rules_on_error() {
     dev.wait_puback().await;
     assert_eq!(queue.high_watermark("all-devices", 0).unwrap(), 1);
     assert_eq!(queue.high_watermark("device-up", 0).unwrap(), 2);
+}
+
+/// A device that sends a burst of QoS 1 publishes to a bridged topic gets
+/// every PUBACK, in the order it sent them ([MQTT-4.6.0-2]), although the
+/// hub keeps reading while the bridge appends; a SUBSCRIBE sent after the
+/// burst is answered after those PUBACKs; the records are in the queue in
+/// the same order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_of_bridged_publishes_is_acknowledged_in_order() {
+    const N: u16 = 600;
+    let hub = bridged_hub(|_| {}).await;
+    let mut device = RawClient::v5(hub.addr, "burst-device").await;
+    let mut burst = bytes::BytesMut::new();
+    for i in 1..=N {
+        let p = publish("devices/burst/up/n", QoS::AtLeastOnce, i, i.to_string());
+        mqtt::codec::encode(&mqtt::Packet::Publish(p), Protocol::V5, &mut burst).unwrap();
+    }
+    let sub = mqtt::Subscribe {
+        pkid: 1,
+        filters: vec![mqtt::SubscribeFilter {
+            filter: "elsewhere".into(),
+            options: sub_opts(QoS::AtMostOnce),
+        }],
+        properties: Default::default(),
+    };
+    mqtt::codec::encode(&mqtt::Packet::Subscribe(sub), Protocol::V5, &mut burst).unwrap();
+    device.send_raw(&burst).await;
+    for want in 1..=N {
+        match device.recv().await {
+            mqtt::Packet::PubAck(a) => {
+                assert_eq!(a.pkid, want, "PUBACKs in publish order");
+                assert!(
+                    a.reason.is_success(),
+                    "publish {want} refused: {:?}",
+                    a.reason
+                );
+            }
+            other => panic!("expected PUBACK {want}, got {other:?}"),
+        }
+    }
+    assert!(
+        matches!(device.recv().await, mqtt::Packet::SubAck(_)),
+        "SUBACK after the PUBACKs"
+    );
+    let payloads = consume(&hub, "device-up", "%s\n").await;
+    let got: Vec<u16> = payloads.lines().filter_map(|l| l.parse().ok()).collect();
+    assert_eq!(got, (1..=N).collect::<Vec<_>>(), "records in publish order");
 }
