@@ -269,6 +269,14 @@ pub struct UplinkRule {
     pub on_full: OnFull,
     pub partitions: u32,
     pub dead_letter_topic: std::sync::Arc<str>,
+    pub counters: std::sync::Arc<crate::counters::RuleCounters>,
+}
+
+impl UplinkRule {
+    /// Whether `other` is the same rule as far as its counters go.
+    pub fn same_as(&self, other: &UplinkRule) -> bool {
+        (&self.filter, self.mode, &self.topic) == (&other.filter, other.mode, &other.topic)
+    }
 }
 
 /// A downlink rule ready to run.
@@ -361,6 +369,7 @@ impl BridgeConfig {
                 on_full: u.on_full,
                 partitions: u.partitions,
                 dead_letter_topic: std::sync::Arc::from(u.dead_letter_topic.as_str()),
+                counters: Default::default(),
             });
         }
         for (i, d) in self.downlink.iter().enumerate() {

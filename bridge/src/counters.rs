@@ -1,7 +1,23 @@
-//! Bridge counters (whole bridge; per-rule counters are listed as not done
-//! in the README): what was matched, delivered, dropped and why.
+//! Bridge counters: for the whole bridge (what was matched, delivered,
+//! dropped and why) and per uplink rule (`RuleCounters`).
 
 use std::sync::atomic::{AtomicU64, Ordering};
+
+/// One uplink rule's counters. A rule keeps them across a reload as long
+/// as its filter, mode and topic stay the same.
+#[derive(Debug, Default, serde::Serialize)]
+pub struct RuleCounters {
+    /// Publishes that matched the rule (one record each).
+    pub matched: AtomicU64,
+    /// Records durably taken: appended to the queue topic (embedded) or
+    /// to the retry buffer on their way to Kafka (`kafka`).
+    pub accepted: AtomicU64,
+    /// Records that went to the rule's dead-letter topic instead.
+    pub dead_lettered: AtomicU64,
+    /// Records refused with a storage or buffer error (the device was
+    /// refused and resends).
+    pub failed: AtomicU64,
+}
 
 #[derive(Debug, Default)]
 pub struct Counters {

@@ -33,7 +33,7 @@ use tokio::sync::watch;
 
 pub use backend::Sink;
 pub use config::{Backend, BridgeConfig, ConfigError, Rules};
-pub use counters::Counters;
+pub use counters::{Counters, RuleCounters};
 pub use delayed::{parse_delayed, DelayError, DelayStore};
 pub use port::{Command, HubPort, Injected};
 pub use sink::{EmbeddedSink, SinkError};
@@ -75,17 +75,35 @@ pub struct Bridge {
 
 /// Waits for the records of one publish to be durable.
 pub struct UplinkAck {
-    pending: Vec<sink::Pending>,
+    pending: Vec<(sink::Pending, Arc<counters::RuleCounters>)>,
 }
 
 impl UplinkAck {
     /// Where each record went, once all are durable.
     pub async fn wait(self) -> Result<Vec<sink::Placed>, SinkError> {
         let mut placed = Vec::with_capacity(self.pending.len());
-        for p in self.pending {
-            placed.push(p.await.unwrap_or(Err(SinkError::Stopped))?);
+        let mut failed = None;
+        for (p, rule) in self.pending {
+            // Every record is waited for and counted, even after a failure.
+            match p.await.unwrap_or(Err(SinkError::Stopped)) {
+                Ok(at) => {
+                    Counters::inc(if at.dead_lettered {
+                        &rule.dead_lettered
+                    } else {
+                        &rule.accepted
+                    });
+                    placed.push(at);
+                }
+                Err(e) => {
+                    Counters::inc(&rule.failed);
+                    failed.get_or_insert(e);
+                }
+            }
         }
-        Ok(placed)
+        match failed {
+            Some(e) => Err(e),
+            None => Ok(placed),
+        }
     }
 }
 
@@ -285,11 +303,17 @@ impl Bridge {
     /// Replaces the uplink rules and the de-duplication property (downlink
     /// rules take effect at the next start). On error the old rules stay.
     pub fn reload(&self, cfg: &BridgeConfig) -> Result<(), StartError> {
-        let rules = cfg.compile()?;
+        let mut rules = cfg.compile()?;
         let mut cfg = cfg.clone();
         {
             let active = self.active();
             let running = &active.0;
+            // A rule that stays the same keeps counting where it was.
+            for r in &mut rules.uplink {
+                if let Some(old) = active.1.uplink.iter().find(|o| o.same_as(r)) {
+                    r.counters = old.counters.clone();
+                }
+            }
             if (cfg.backend, &cfg.kafka) != (running.backend, &running.kafka) {
                 tracing::warn!(
                     "bridge backend settings changed; they take effect at the next start"
@@ -374,9 +398,21 @@ impl Bridge {
         for r in records {
             Counters::inc(&self.counters.uplink_matched);
             let rule = &rules.uplink[r.rule];
-            pending.push(sink.send(r, rule).await);
+            Counters::inc(&rule.counters.matched);
+            let counters = rule.counters.clone();
+            pending.push((sink.send(r, rule).await, counters));
         }
         Some(UplinkAck { pending })
+    }
+
+    /// Each uplink rule's filter, queue topic and counters, in rule order.
+    pub fn rule_counters(&self) -> Vec<(String, Option<String>, Arc<counters::RuleCounters>)> {
+        self.active()
+            .1
+            .uplink
+            .iter()
+            .map(|r| (r.filter.clone(), r.topic.clone(), r.counters.clone()))
+            .collect()
     }
 
     /// The delay store, when delayed messages are on.

@@ -80,6 +80,11 @@ pub fn stats(broker: &Broker) -> serde_json::Value {
         "oldest_unacked_age_ms": c.oldest_unacked_age_ms(),
         "dropped_buffer_full": g(&c.dropped_buffer_full),
         "dropped_undeliverable": g(&c.dropped_undeliverable),
+        "rules": b.rule_counters().iter().map(|(filter, topic, rc)| serde_json::json!({
+            "filter": filter,
+            "topic": topic,
+            "counters": &**rc,
+        })).collect::<Vec<_>>(),
     })
 }
 

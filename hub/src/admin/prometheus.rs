@@ -390,6 +390,41 @@ pub fn text(state: &AdminState) -> String {
             "Delayed messages waiting for their time.",
             b.delay().map_or(0, |d| d.pending()),
         );
+        let rules = b.rule_counters();
+        for (name, help, pick) in [
+            (
+                "matched",
+                "Publishes matched, per uplink rule.",
+                (|r| &r.matched) as fn(&bridge::RuleCounters) -> &std::sync::atomic::AtomicU64,
+            ),
+            (
+                "accepted",
+                "Records durably taken (appended, or buffered for Kafka), per uplink rule.",
+                |r| &r.accepted,
+            ),
+            (
+                "dead_lettered",
+                "Records sent to the dead-letter topic, per uplink rule.",
+                |r| &r.dead_lettered,
+            ),
+            (
+                "failed",
+                "Records refused by storage (the device resends), per uplink rule.",
+                |r| &r.failed,
+            ),
+        ] {
+            let metric = format!("hub_bridge_rule_{name}_total");
+            o.head(&metric, "counter", help);
+            for (i, (filter, topic, c)) in rules.iter().enumerate() {
+                let index = i.to_string();
+                let labels = [
+                    ("rule", index.as_str()),
+                    ("filter", filter.as_str()),
+                    ("topic", topic.as_deref().unwrap_or("")),
+                ];
+                o.sample(&metric, &labels, g(pick(c)));
+            }
+        }
     }
     o.0
 }

@@ -32,6 +32,22 @@ async fn bridge_rules_are_listed_and_reloaded_from_the_config_file() {
         .await;
     let r = admin.get("/api/v1/bridge/rules").await;
     assert_eq!(r["counters"]["uplink_delivered"], 1, "{r}");
+    let rule = &r["counters"]["rules"][0];
+    assert_eq!(
+        (&rule["filter"], &rule["topic"]),
+        (&json!("meters/#"), &json!("meter-readings")),
+        "{r}"
+    );
+    assert_eq!(rule["counters"]["matched"], 1, "{r}");
+    assert_eq!(rule["counters"]["accepted"], 1, "{r}");
+    assert_eq!(rule["counters"]["dead_lettered"], 0, "{r}");
+    let metrics = admin.raw("GET", "/metrics", None, true).await.text();
+    assert!(
+        metrics.contains(
+            "hub_bridge_rule_accepted_total{rule=\"0\",filter=\"meters/#\",topic=\"meter-readings\"} 1"
+        ),
+        "per-rule counter in /metrics:\n{metrics}"
+    );
 
     // A broken rule: refused with the field named, the old rule stays.
     std::fs::write(&file, rules("meter-readings", "${nope}")).unwrap();
@@ -44,6 +60,11 @@ async fn bridge_rules_are_listed_and_reloaded_from_the_config_file() {
     let r = admin.get("/api/v1/bridge/rules").await;
     assert_eq!(r["config"]["uplink"][0]["topic"], "meter-readings", "{r}");
 
+    // The same rule with another key keeps its counters.
+    std::fs::write(&file, rules("meter-readings", "${topic}")).unwrap();
+    let r = admin.post("/api/v1/bridge/reload", json!({})).await;
+    assert_eq!(r["counters"]["rules"][0]["counters"]["accepted"], 1, "{r}");
+
     // A good one takes effect.
     std::fs::write(&file, rules("meter-readings-v2", "${clientid}")).unwrap();
     let r = admin.post("/api/v1/bridge/reload", json!({})).await;
@@ -51,6 +72,12 @@ async fn bridge_rules_are_listed_and_reloaded_from_the_config_file() {
         r["config"]["uplink"][0]["topic"], "meter-readings-v2",
         "{r}"
     );
+    // A rule with another topic is another rule: it counts from zero.
+    assert_eq!(r["counters"]["rules"][0]["counters"]["matched"], 0, "{r}");
+    m.publish_acked(publish("meters/1", mqtt::QoS::AtLeastOnce, 2, "43"))
+        .await;
+    let r = admin.get("/api/v1/bridge/rules").await;
+    assert_eq!(r["counters"]["rules"][0]["counters"]["accepted"], 1, "{r}");
 }
 
 #[tokio::test]
