@@ -115,11 +115,14 @@ impl Broker {
                             dropped_subs.iter().map(|s| s.as_str()),
                         );
                         session.outbox().drain();
-                        ops.push(Op::DeleteSession(client_id.clone()));
+                        if std::mem::take(&mut session.inner().in_store) {
+                            ops.push(Op::DeleteSession(client_id.clone()));
+                        }
                     }
                     if expiry > 0 {
-                        let record = session.inner().record().encode();
-                        ops.push(Op::PutSession(client_id.clone(), record));
+                        let mut inner = session.inner();
+                        inner.in_store = true;
+                        ops.push(Op::PutSession(client_id.clone(), inner.record().encode()));
                     }
                     self.submit(ops).await;
                     return Admission {
@@ -186,6 +189,7 @@ impl Broker {
             }
             if inner.expiry > 0 {
                 inner.parked = Some(Box::new(state));
+                inner.in_store = true;
                 ops.push(Op::PutSession(
                     session.client_id.clone(),
                     inner.record().encode(),
@@ -205,22 +209,26 @@ impl Broker {
 
     /// Removes a session and everything it holds.
     pub fn discard(&self, session: &Arc<SessionShared>, ops: &mut Vec<Op>) {
-        let subs: Vec<String> = {
+        let (subs, in_store): (Vec<String>, bool) = {
             let mut inner = session.inner();
             inner.discarded = true;
             inner.parked = None;
-            inner
+            let in_store = std::mem::take(&mut inner.in_store);
+            let subs = inner
                 .subscriptions
                 .drain()
                 .into_iter()
                 .map(|s| s.filter)
-                .collect()
+                .collect::<Vec<_>>();
+            (subs, in_store)
         };
         self.remove_subscriptions(session, subs.iter().map(|s| s.as_str()));
         session.outbox().drain();
         self.sessions
             .remove_if(&session.client_id, |_, s| Arc::ptr_eq(s, session));
-        ops.push(Op::DeleteSession(session.client_id.clone()));
+        if in_store {
+            ops.push(Op::DeleteSession(session.client_id.clone()));
+        }
     }
 
     pub fn remove_subscriptions<'a>(

@@ -253,6 +253,7 @@ fn restore(broker: &Arc<Broker>, loaded: Loaded) {
         {
             let mut inner = session.inner();
             session.set_expiry(&mut inner, record.expiry);
+            inner.in_store = true;
             // Offline time counts from now: the hub was down, not the client.
             inner.disconnected_at = Some(crate::session::Stamp::at(now));
             inner.parked = Some(Box::new(SessionState {

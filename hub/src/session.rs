@@ -70,6 +70,11 @@ pub struct SessionInner {
     pub disconnected_at: Option<Stamp>,
     /// Removed from the registry; a connection holding it must start afresh.
     pub discarded: bool,
+    /// The store holds a record of this session (it was persistent at some
+    /// point): only then does ending it need a store delete. A clean
+    /// session that never was costs the store nothing, which matters in a
+    /// connect storm.
+    pub in_store: bool,
     /// The last connection's details, for the admin API (boxed: most
     /// sessions are idle and this is read rarely).
     pub client_info: Option<Box<crate::admin::clients::ClientInfo>>,
@@ -110,6 +115,7 @@ impl SessionShared {
                 generation: 0,
                 disconnected_at: Some(Stamp::now()),
                 discarded: false,
+                in_store: false,
                 client_info: None,
             }),
         }

@@ -95,8 +95,12 @@ impl Broker {
             }
         }
         if session.is_persistent() {
-            let record = session.inner().record().encode();
-            ops.push(Op::PutSession(session.client_id.clone(), record));
+            let mut inner = session.inner();
+            inner.in_store = true;
+            ops.push(Op::PutSession(
+                session.client_id.clone(),
+                inner.record().encode(),
+            ));
         }
         for (m, qos, id) in retained_to_send {
             if m.is_expired(now) {
@@ -136,7 +140,11 @@ impl Broker {
             }
         }
         if session.is_persistent() {
-            let record = session.inner().record().encode();
+            let record = {
+                let mut inner = session.inner();
+                inner.in_store = true;
+                inner.record().encode()
+            };
             self.submit(vec![Op::PutSession(session.client_id.clone(), record)])
                 .await;
         }
