@@ -15,6 +15,7 @@ pub mod config;
 pub mod connection;
 pub mod deadlines;
 pub mod doorbell;
+pub mod fdtable;
 pub mod httpq;
 pub mod listener;
 pub mod metrics;

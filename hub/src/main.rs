@@ -96,6 +96,17 @@ fn main() -> anyhow::Result<()> {
         .context("invalid log.level")?;
     tracing_subscriber::fmt().with_env_filter(filter).init();
 
+    // Before any thread exists (see fdtable.rs); listeners, the queue, the
+    // store and a margin need descriptors beside the connections.
+    match hub::fdtable::prepare(config.limits.max_connections.saturating_add(1024)) {
+        Ok(limit) if (limit as usize) < config.limits.max_connections => tracing::warn!(
+            limit,
+            max_connections = config.limits.max_connections,
+            "the open-files limit is below limits.max_connections"
+        ),
+        Ok(_) => {}
+        Err(e) => tracing::warn!(error = %e, "cannot raise the open-files limit"),
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
