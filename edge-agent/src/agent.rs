@@ -46,6 +46,12 @@ pub struct Agent {
 }
 
 impl Agent {
+    /// Messages the local hub dropped because a session's queue was full
+    /// (under `block`, the forwarder's queue never drops).
+    pub fn local_queue_drops(&self) -> u64 {
+        hub::metrics::Metrics::get(&self.local_hub.broker.metrics.dropped_queue_full)
+    }
+
     pub async fn start(config: Config) -> Result<Agent, AgentError> {
         // First, so a bad certificate file stops the agent before it
         // accepts anything from devices.

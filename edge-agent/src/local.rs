@@ -11,11 +11,11 @@
 //!    forgets it. A crash between the two redelivers it from the store.
 //!
 //! `block`: while the buffer is full the forwarder stops reading and
-//! withholds its PUBACK, so messages pile up in the local hub rather than
-//! being dropped by the buffer. Limitation: the local hub still PUBACKs
-//! devices meanwhile, and past `local.max_pending_messages` /
-//! `max_pending_bytes` it drops the oldest queued message, so back-pressure
-//! does not yet reach the devices themselves.
+//! withholds its PUBACK, so messages pile up in the forwarder's queue on
+//! the local hub. Once that queue holds `local.max_pending_messages` /
+//! `max_pending_bytes`, the local hub withholds the devices' PUBACKs
+//! (`limits.block_when_full`): their inflight windows fill and they stop
+//! sending. Nothing is dropped.
 
 use std::time::{Duration, Instant};
 
@@ -58,6 +58,15 @@ pub fn hub_config(c: &Config) -> hub::Config {
         FsyncPolicy::None => hub::config::FlushPolicy::None,
     };
     h.persistence.flush_interval_ms = c.buffer.fsync_interval_ms;
+    // `block`: once the forwarder's queue on the local hub is full too, the
+    // devices' own PUBACKs wait, so back-pressure reaches them.
+    let blocks = c
+        .rules
+        .iter()
+        .any(|r| r.full_policy.unwrap_or(c.buffer.full_policy) == FullPolicy::Block);
+    if blocks {
+        h.limits.block_when_full = vec![FORWARDER_ID.to_string()];
+    }
     h
 }
 

@@ -53,6 +53,49 @@ async fn run(policy: &str) -> (Agent, tempfile::TempDir, u64) {
     (agent, dir, acked)
 }
 
+/// `block` reaches the devices: with the uplink down, the buffer full and
+/// the forwarder's queue on the local hub full, the device's PUBACKs stop
+/// (its window fills and it cannot send more) and nothing is dropped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn block_withholds_the_devices_puback_once_everything_is_full() {
+    const OFFERED: usize = 800;
+    const QUEUED: usize = 20;
+    let dir = tempfile::tempdir().unwrap();
+    let extra = format!(
+        "fsync = \"none\"\nsegment_bytes = 131072\nquota_bytes = {QUOTA}\nfull_policy = \"block\""
+    );
+    let mut config = agent_config(dir.path(), 0, free_port(), &extra);
+    config.local.max_pending_messages = QUEUED;
+    let agent = Agent::start(config).await.unwrap();
+    let mut dev = TestClient::connect(agent.local_addr, "device-b", false).await;
+    let payloads = (0..OFFERED)
+        .map(|n| {
+            let mut p = n.to_string().into_bytes();
+            p.resize(PAYLOAD, b' ');
+            p
+        })
+        .collect();
+    let acked = dev
+        .publish_burst("sensors/b", payloads, Duration::from_secs(2))
+        .await;
+    let c = agent.buffer.lock().counters();
+    eprintln!("block: {acked} of {OFFERED} acked, {c:?}");
+    assert!(c.blocked > 0, "the buffer filled: {c:?}");
+    assert!(acked < OFFERED, "the device was held back ({acked} acked)");
+    assert_eq!(
+        c.dropped_new + c.dropped_oldest,
+        0,
+        "the buffer dropped nothing"
+    );
+    assert_eq!(
+        agent.local_queue_drops(),
+        0,
+        "the local hub dropped nothing"
+    );
+    assert!(agent.buffer.lock().disk_bytes() <= QUOTA);
+    agent.shutdown().await;
+}
+
 fn first_payload(agent: &Agent) -> (u64, u64) {
     let mut b = agent.buffer.lock();
     let all = b.read(0, 10_000).unwrap();

@@ -224,6 +224,7 @@ impl Broker {
         };
         self.remove_subscriptions(session, subs.iter().map(|s| s.as_str()));
         session.outbox().drain();
+        self.made_room();
         self.sessions
             .remove_if(&session.client_id, |_, s| Arc::ptr_eq(s, session));
         if in_store {

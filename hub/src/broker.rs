@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Instant;
 
@@ -47,18 +47,24 @@ pub struct Broker {
     pub released: tokio::sync::Notify,
     /// Attached connections' keep-alive and token-expiry deadlines.
     pub deadlines: crate::deadlines::Deadlines,
+    /// Publishers waiting for room in a `block_when_full` session's queue.
+    room: tokio::sync::Notify,
+    room_waiters: AtomicUsize,
     /// Set once by `begin_shutdown`; attached connections check it when
     /// their doorbell rings.
     shutting_down: AtomicBool,
 }
 
 /// What routing one message did.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct RouteOutcome {
     /// Sessions the message was queued for.
     pub delivered: usize,
     /// Whether store writes were made that a `sync` PUBACK must wait for.
     pub stored: bool,
+    /// Sessions (`limits.block_when_full`) whose queue this message took
+    /// beyond its limits: the publisher's acknowledgement waits for room.
+    pub full: Vec<Arc<SessionShared>>,
 }
 
 /// One session a message goes to, after overlapping subscriptions merged.
@@ -220,6 +226,8 @@ impl Broker {
             metrics: Metrics::default(),
             started,
             deadlines: crate::deadlines::Deadlines::new(started),
+            room: tokio::sync::Notify::new(),
+            room_waiters: AtomicUsize::new(0),
             bridge: std::sync::OnceLock::new(),
             next_id: AtomicU64::new(1),
             released: tokio::sync::Notify::new(),
@@ -301,8 +309,9 @@ impl Broker {
         if delivered == 0 && !message.publisher.is_empty() {
             Metrics::inc(&self.metrics.dropped_no_subscribers);
         }
+        let mut full = Vec::new();
         for t in targets {
-            self.enqueue(
+            let over = self.enqueue(
                 &t.session,
                 message.clone(),
                 t.qos,
@@ -312,10 +321,17 @@ impl Broker {
                 &mut ops,
                 now,
             );
+            if over {
+                full.push(t.session);
+            }
         }
         let stored = !ops.is_empty();
         self.submit(ops).await;
-        RouteOutcome { delivered, stored }
+        RouteOutcome {
+            delivered,
+            stored,
+            full,
+        }
     }
 
     /// Queues one delivery for a session and wakes its connection.
@@ -330,8 +346,17 @@ impl Broker {
         shared: Option<SharedOrigin>,
         ops: &mut Vec<Op>,
         now: Instant,
-    ) {
+    ) -> bool {
         let persistent = session.is_persistent();
+        let blocks = qos != QoS::AtMostOnce
+            && !self.config.limits.block_when_full.is_empty()
+            && self
+                .config
+                .limits
+                .block_when_full
+                .iter()
+                .any(|c| **c == *session.client_id);
+        let mut over_limit = false;
         if message.trace_id != 0 {
             self.tracer.hop(
                 message.trace_id,
@@ -368,7 +393,7 @@ impl Broker {
                     d.encode(now),
                 ));
             }
-            outbox.push(Queued {
+            let q = Queued {
                 message,
                 qos,
                 retain,
@@ -376,7 +401,14 @@ impl Broker {
                 seq,
                 stored,
                 shared,
-            })
+            };
+            if blocks && outbox.is_full(q.message.payload.len()) {
+                over_limit = true;
+                outbox.push_over_limit(q);
+                Vec::new()
+            } else {
+                outbox.push(q)
+            }
         };
         for d in dropped {
             Metrics::inc(&self.metrics.dropped_queue_full);
@@ -396,6 +428,46 @@ impl Broker {
             }
         }
         session.bell.ring();
+        over_limit
+    }
+
+    /// Waits until every session in `full` has room in its queue again (or
+    /// was discarded): how `limits.block_when_full` holds a publisher back.
+    pub async fn wait_for_room(&self, full: &[Arc<SessionShared>]) {
+        if full.is_empty() {
+            return;
+        }
+        struct Waiting<'a>(&'a AtomicUsize);
+        impl Drop for Waiting<'_> {
+            fn drop(&mut self) {
+                self.0.fetch_sub(1, Ordering::AcqRel);
+            }
+        }
+        self.room_waiters.fetch_add(1, Ordering::AcqRel);
+        let _waiting = Waiting(&self.room_waiters);
+        loop {
+            let notified = self.room.notified();
+            tokio::pin!(notified);
+            // Registered before the check, so room made in between is seen.
+            notified.as_mut().enable();
+            // One lock at a time: the outbox's, then the session's.
+            let room = |s: &Arc<SessionShared>| {
+                let has_room = s.outbox().has_room();
+                has_room || s.inner().discarded
+            };
+            if full.iter().all(room) {
+                return;
+            }
+            notified.await;
+        }
+    }
+
+    /// Called when a session's queue shrank: wakes publishers waiting for
+    /// room, if there are any.
+    pub fn made_room(&self) {
+        if self.room_waiters.load(Ordering::Acquire) > 0 {
+            self.room.notify_waiters();
+        }
     }
 
     /// Sends store ops; a failing store is logged, and `sync` waiters see it

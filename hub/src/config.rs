@@ -119,6 +119,12 @@ pub struct Limits {
     pub connect_timeout_secs: u64,
     /// Upper bound on any client's Session Expiry Interval, in seconds.
     pub max_session_expiry_secs: u32,
+    /// Client ids whose full session queue makes QoS 1/2 publishers wait
+    /// (their PUBACK/PUBREC is withheld until the queue has room; past
+    /// 1,024 waiting publishes a publisher's connection stops being read)
+    /// instead of dropping the oldest message. For consumers that must not
+    /// lose anything, such as the edge agent's forwarder under `block`.
+    pub block_when_full: Vec<String>,
 }
 
 impl Default for Limits {
@@ -139,6 +145,7 @@ impl Default for Limits {
             server_keep_alive: None,
             connect_timeout_secs: 10,
             max_session_expiry_secs: 7 * 24 * 3600,
+            block_when_full: Vec::new(),
         }
     }
 }

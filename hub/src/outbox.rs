@@ -135,6 +135,24 @@ impl Outbox {
         dropped
     }
 
+    /// Whether `size` more payload bytes would exceed a limit.
+    pub fn is_full(&self, size: usize) -> bool {
+        self.queue.len() >= self.max_messages as usize
+            || u64::from(self.bytes) + size as u64 > u64::from(self.max_bytes)
+    }
+
+    /// Whether a publisher waiting for room may go on.
+    pub fn has_room(&self) -> bool {
+        !self.is_full(0)
+    }
+
+    /// Queues `q` beyond the limits: its publisher waits for room instead
+    /// (`limits.block_when_full`), which bounds how far over they go.
+    pub fn push_over_limit(&mut self, q: Queued) {
+        self.counted_in(&q);
+        self.queue.push_back(q);
+    }
+
     /// Puts a message back at the front (the window was full after all).
     pub fn push_front(&mut self, q: Queued) {
         self.counted_in(&q);

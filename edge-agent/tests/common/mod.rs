@@ -97,6 +97,38 @@ impl TestClient {
         }
     }
 
+    /// Publishes every payload at QoS 1 as fast as the inflight window
+    /// allows; returns how many were acknowledged before `quiet` passed
+    /// without a new acknowledgement.
+    pub async fn publish_burst(
+        &mut self,
+        topic: &str,
+        payloads: Vec<Vec<u8>>,
+        quiet: Duration,
+    ) -> usize {
+        let mut acked = 0;
+        let mut rest = payloads.into_iter().peekable();
+        loop {
+            while let Some(p) = rest.peek() {
+                let publish = Publish::new(topic, QoS::AtLeastOnce, p.clone());
+                if self.session.publish(publish, Instant::now()).is_err() {
+                    break; // window full: wait for an acknowledgement
+                }
+                rest.next();
+            }
+            let ack = self
+                .wait_for(
+                    quiet,
+                    |e| matches!(e, ClientEvent::Acked { reason, .. } if reason.is_success()),
+                )
+                .await;
+            match ack {
+                Some(_) => acked += 1,
+                None => return acked,
+            }
+        }
+    }
+
     /// Publishes QoS 1 and waits for the PUBACK; `true` if acked.
     pub async fn publish_acked(&mut self, topic: &str, payload: Vec<u8>) -> bool {
         let publish = Publish::new(topic, QoS::AtLeastOnce, payload);

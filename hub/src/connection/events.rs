@@ -9,8 +9,8 @@ use super::*;
 /// while the connection goes on reading.
 async fn acks_done(broker: Arc<Broker>, acks: Vec<PendingAck>) -> Vec<AckDone> {
     let any_stored = RouteOutcome {
-        delivered: 0,
         stored: acks.iter().any(|a| a.outcome.stored),
+        ..Default::default()
     };
     let flushed = broker.flush_if_sync(&any_stored).await;
     let mut done = Vec::with_capacity(acks.len());
@@ -21,6 +21,8 @@ async fn acks_done(broker: Arc<Broker>, acks: Vec<PendingAck>) -> Vec<AckDone> {
         hook,
     } in acks
     {
+        // `limits.block_when_full`: answered once the full queues have room.
+        broker.wait_for_room(&outcome.full).await;
         let reason = match &flushed {
             Err(e) => {
                 tracing::error!(error = %e, "message not persisted; refusing it");
@@ -38,7 +40,9 @@ impl<S: Transport> Connection<S> {
     /// bridge; otherwise behind the batches already waiting, without
     /// holding up reads.
     async fn settle(&mut self, acks: Vec<PendingAck>) {
-        let bridged = acks.iter().any(|a| a.hook.waits());
+        let bridged = acks
+            .iter()
+            .any(|a| a.hook.waits() || !a.outcome.full.is_empty());
         if !bridged && self.pending.is_none() {
             let done = acks_done(self.broker.clone(), acks).await;
             self.apply_acks(done).await;

@@ -59,6 +59,9 @@ impl<S: Transport> Connection<S> {
         if !outbox.is_empty() && self.session.can_deliver() {
             a.session.bell.ring();
         }
+        if outbox.has_room() {
+            self.broker.made_room();
+        }
         ops
     }
 
