@@ -243,6 +243,7 @@ impl Broker {
         for s in self.sessions.iter() {
             s.value().bell.ring();
         }
+        self.room.notify_waiters();
     }
 
     /// Wakes every attached connection whose keep-alive (or other) deadline
@@ -455,7 +456,9 @@ impl Broker {
                 let has_room = s.outbox().has_room();
                 has_room || s.inner().discarded
             };
-            if full.iter().all(room) {
+            // At shutdown nobody will make room: answer (the hub is
+            // closing the connection anyway) rather than hang.
+            if full.iter().all(room) || self.is_shutting_down() {
                 return;
             }
             notified.await;
