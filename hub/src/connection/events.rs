@@ -104,10 +104,10 @@ impl<S: Transport> Connection<S> {
     }
 
     pub(super) async fn process_events(&mut self) {
-        // Acknowledgements of the publishes decoded together are answered
-        // together, in order, before any other event: their bridge records
-        // share one append and their store writes one flush.
-        // Answers the bridge gave since the last call go first.
+        // Answers the bridge gave since the last call go first. Then the
+        // publishes decoded together are settled together, in order, before
+        // any other event: their bridge records share one append and their
+        // store writes one flush.
         self.apply_ready().await;
         let mut acks: Vec<PendingAck> = Vec::new();
         while let Some(event) = self.session.poll_event() {
