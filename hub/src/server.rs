@@ -99,14 +99,19 @@ pub async fn start(config: Config) -> anyhow::Result<HubHandle> {
     let admin_addr = if broker.config.admin.enabled {
         // The MQTT service does not depend on the admin API: if its port is
         // taken, say so loudly and keep serving devices.
-        let credentials = crate::admin::auth::Credentials::load(&broker.config)?;
-        let state = crate::admin::AdminState {
-            broker: broker.clone(),
-            queue: queue.clone(),
-            credentials: Arc::new(credentials),
-            consumers: Default::default(),
+        let served = match crate::admin::auth::Credentials::load(&broker.config) {
+            Ok(credentials) => {
+                let state = crate::admin::AdminState {
+                    broker: broker.clone(),
+                    queue: queue.clone(),
+                    credentials: Arc::new(credentials),
+                    consumers: Default::default(),
+                };
+                crate::admin::serve(state, broker.config.admin.listen, shutdown_rx).await
+            }
+            Err(e) => Err(e),
         };
-        match crate::admin::serve(state, broker.config.admin.listen, shutdown_rx).await {
+        match served {
             Ok((addr, task)) => {
                 background.push(task);
                 tracing::info!(%addr, "admin API ready");

@@ -288,3 +288,25 @@ async fn publish_and_retained_messages() {
         "API publishes are not client messages"
     );
 }
+
+/// An admin token that cannot be read or written (here `admin.token` is a
+/// folder) stops the admin API, not the hub: devices are still served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unusable_token_file_stops_the_admin_api_not_the_hub() {
+    let hub = TestHub::start_with(|c| {
+        std::fs::create_dir_all(c.data_dir.join("admin.token")).unwrap();
+    })
+    .await;
+    let handle = hub.handle.as_ref().expect("the hub started");
+    assert!(handle.admin_addr.is_none(), "no admin API without a token");
+    let mut sub = RawClient::v5(hub.addr, "still-served-sub").await;
+    sub.sub(1, "t", QoS::AtLeastOnce).await;
+    let mut publisher = RawClient::v5(hub.addr, "still-served-pub").await;
+    assert_eq!(
+        publisher
+            .publish_acked(publish("t", QoS::AtLeastOnce, 1, "x"))
+            .await,
+        ReasonCode::SUCCESS
+    );
+    assert_eq!(&sub.recv_publish_ack().await.payload[..], b"x");
+}
