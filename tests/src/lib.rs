@@ -656,6 +656,15 @@ impl V4 {
         .await
     }
 
+    /// Publishes at QoS 1 and waits for its PUBACK.
+    pub async fn publish_acked(&mut self, topic: &str, payload: impl Into<Vec<u8>>) {
+        self.client
+            .publish(topic, rumqttc::QoS::AtLeastOnce, false, payload)
+            .await
+            .expect("publish queued");
+        self.wait_puback().await;
+    }
+
     /// Waits for the acknowledgement that completes an outgoing QoS 1 / 2 publish.
     pub async fn wait_puback(&mut self) {
         self.wait_for("PUBACK/PUBCOMP", |e| match e {
@@ -817,6 +826,22 @@ pub fn sibling_binary(name: &str) -> PathBuf {
 /// Where the Python scripts of the interop tests live.
 pub fn python_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("python")
+}
+
+/// A `mosquitto_pub` / `mosquitto_sub` command aimed at `hub` with MQTT
+/// `version` ("mqttv311", "mqttv5" ...), killed if the test drops it.
+pub fn mosquitto(program: &str, hub: &TestHub, version: &str) -> tokio::process::Command {
+    let mut cmd = tokio::process::Command::new(program);
+    cmd.args([
+        "-h",
+        "127.0.0.1",
+        "-p",
+        &hub.port().to_string(),
+        "-V",
+        version,
+    ])
+    .kill_on_drop(true);
+    cmd
 }
 
 /// Fails (never skips) when a third-party tool the interop tests need is

@@ -281,17 +281,8 @@ async fn certificate_identity_logs_in_where_configured() {
 async fn mosquitto_pub_as(hub: &TestHub, version: &str, user: &str, pw: &str) -> (bool, String) {
     let out = within(
         "mosquitto_pub",
-        tokio::process::Command::new("mosquitto_pub")
-            .args([
-                "-h",
-                "127.0.0.1",
-                "-p",
-                &hub.port().to_string(),
-                "-V",
-                version,
-            ])
+        tests::mosquitto("mosquitto_pub", hub, version)
             .args(["-u", user, "-P", pw, "-t", "t", "-m", "x", "-q", "1"])
-            .kill_on_drop(true)
             .output(),
     )
     .await

@@ -25,16 +25,7 @@ async fn delayed_message_survives_sigkill_and_arrives_on_time() {
     sub.client.disconnect().await.unwrap();
     let mut p = V4::clean(hub.addr, "p").await;
     let sent = Instant::now();
-    p.client
-        .publish(
-            "$delayed/3/later/k",
-            rumqttc::QoS::AtLeastOnce,
-            false,
-            "after crash",
-        )
-        .await
-        .unwrap();
-    p.wait_puback().await;
+    p.publish_acked("$delayed/3/later/k", "after crash").await;
     p.kill();
     hub.kill9().await;
 
@@ -80,16 +71,7 @@ async fn acknowledged_uplink_records_survive_sigkill_in_order() {
     let mut dev = V4::clean(hub.addr, "d1").await;
     const N: usize = 300;
     for i in 0..N {
-        dev.client
-            .publish(
-                "devices/d1/up/n",
-                rumqttc::QoS::AtLeastOnce,
-                false,
-                i.to_string(),
-            )
-            .await
-            .unwrap();
-        dev.wait_puback().await;
+        dev.publish_acked("devices/d1/up/n", i.to_string()).await;
     }
     hub.kill9().await;
 

@@ -254,16 +254,7 @@ async fn delayed_publish_is_held_until_due_across_a_restart() {
     hub.wait_disconnected("sub").await;
     let mut p = V4::clean(hub.addr, "p").await;
     let sent = Instant::now();
-    p.client
-        .publish(
-            "$delayed/3/later/x",
-            rumqttc::QoS::AtLeastOnce,
-            false,
-            "late",
-        )
-        .await
-        .unwrap();
-    p.wait_puback().await;
+    p.publish_acked("$delayed/3/later/x", "late").await;
     p.kill();
     // Graceful restart well before it is due: the delay store is on disk.
     let hub = hub.restart().await;
@@ -309,16 +300,8 @@ async fn edge_agent_repeats_are_dropped() {
 async fn record_too_large_for_the_queue_is_dead_lettered_with_a_reason() {
     let hub = bridged_hub(|c| c.queue.max_message_bytes = 1024).await;
     let mut dev = V4::clean(hub.addr, "d3").await;
-    dev.client
-        .publish(
-            "devices/d3/up/blob",
-            rumqttc::QoS::AtLeastOnce,
-            false,
-            vec![7u8; 4000],
-        )
-        .await
-        .unwrap();
-    dev.wait_puback().await;
+    dev.publish_acked("devices/d3/up/blob", vec![7u8; 4000])
+        .await;
     let out = consume(&hub, "bridge-dead-letter", "%k|%h\n").await;
     let line = out.lines().next().expect("dead-lettered record");
     assert!(line.starts_with("d3|"), "{line}");
@@ -387,11 +370,7 @@ async fn shipped_config_rules_run_and_reload_keeps_old_rules_on_error() {
     let shipped = hub::Config::load(&path).expect("shipped config loads");
     let hub = TestHub::start_with(|c| c.bridge = shipped.bridge.clone()).await;
     let mut dev = V4::clean(hub.addr, "d9").await;
-    dev.client
-        .publish("devices/d9/up/temp", rumqttc::QoS::AtLeastOnce, false, "1")
-        .await
-        .unwrap();
-    dev.wait_puback().await;
+    dev.publish_acked("devices/d9/up/temp", "1").await;
     let queue = hub.handle.as_ref().and_then(|h| h.queue.clone()).unwrap();
     let got = queue.fetch("device-up", 0, 0, 1 << 20).unwrap();
     assert_eq!(got[0].key.as_deref(), Some(&b"d9"[..]));
@@ -408,11 +387,7 @@ async fn shipped_config_rules_run_and_reload_keeps_old_rules_on_error() {
         format!("{err:#}").contains("bridge.uplink[0].topic"),
         "{err:#}"
     );
-    dev.client
-        .publish("devices/d9/up/temp", rumqttc::QoS::AtLeastOnce, false, "2")
-        .await
-        .unwrap();
-    dev.wait_puback().await;
+    dev.publish_acked("devices/d9/up/temp", "2").await;
     assert_eq!(queue.high_watermark("device-up", 0).unwrap(), 2);
 
     // A good file takes effect for the next publish.
@@ -423,11 +398,7 @@ async fn shipped_config_rules_run_and_reload_keeps_old_rules_on_error() {
     )
     .unwrap();
     hub::bridge_glue::reload(hub.broker(), &good).unwrap();
-    dev.client
-        .publish("devices/d9/up/temp", rumqttc::QoS::AtLeastOnce, false, "3")
-        .await
-        .unwrap();
-    dev.wait_puback().await;
+    dev.publish_acked("devices/d9/up/temp", "3").await;
     assert_eq!(queue.high_watermark("all-devices", 0).unwrap(), 1);
     assert_eq!(queue.high_watermark("device-up", 0).unwrap(), 2);
 }

@@ -457,16 +457,7 @@ async fn drop_oldest_keeps_acknowledging_and_delivers_the_newest() {
     const N: usize = 200;
     let mut max_buffered = 0;
     for i in 0..N {
-        dev.client
-            .publish(
-                "devices/d1/up/n",
-                rumqttc::QoS::AtLeastOnce,
-                false,
-                i.to_string(),
-            )
-            .await
-            .unwrap();
-        dev.wait_puback().await;
+        dev.publish_acked("devices/d1/up/n", i.to_string()).await;
         max_buffered = max_buffered.max(segment_bytes(&buffer));
     }
     let dropped = counters.dropped_buffer_full.load(Ordering::Relaxed) as usize;

@@ -71,11 +71,7 @@ async fn offline_qos1_messages_survive_sigkill_rumqttc_v4() {
     let mut p = V4::clean(hub.addr, "crash-v4-pub").await;
     let n = 30;
     for i in 1..=n {
-        p.client
-            .publish("crash4/t", rumqttc::QoS::AtLeastOnce, false, i.to_string())
-            .await
-            .unwrap();
-        p.wait_puback().await;
+        p.publish_acked("crash4/t", i.to_string()).await;
     }
     hub.kill9().await;
 

@@ -10,7 +10,6 @@ use std::time::Duration;
 
 use mqtt::QoS;
 use tests::*;
-use tokio::process::Command;
 
 // `--help` exits 1 on some versions; probe with a version-independent check.
 fn require_mosquitto() {
@@ -31,18 +30,7 @@ fn require_mosquitto() {
 async fn mosquitto_pub(hub: &TestHub, version: &str, args: &[&str]) {
     let out = within(
         "mosquitto_pub",
-        Command::new("mosquitto_pub")
-            .args([
-                "-h",
-                "127.0.0.1",
-                "-p",
-                &hub.port().to_string(),
-                "-V",
-                version,
-            ])
-            .args(args)
-            .kill_on_drop(true)
-            .output(),
+        mosquitto("mosquitto_pub", hub, version).args(args).output(),
     )
     .await
     .expect("mosquitto_pub runs");
@@ -65,19 +53,10 @@ async fn mosquitto_sub_with(
     wait_subscribed: bool,
 ) -> tokio::process::Child {
     let before = hub.broker().subscription_count();
-    let child = Command::new("mosquitto_sub")
-        .args([
-            "-h",
-            "127.0.0.1",
-            "-p",
-            &hub.port().to_string(),
-            "-V",
-            version,
-        ])
+    let child = mosquitto("mosquitto_sub", hub, version)
         .args(args)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
-        .kill_on_drop(true)
         .spawn()
         .expect("mosquitto_sub runs");
     if wait_subscribed {
