@@ -267,6 +267,8 @@ pub struct UplinkRule {
     pub headers: Vec<(String, Template)>,
     pub flush: Option<RuleFlush>,
     pub on_full: OnFull,
+    /// `topic` shared by every record the rule makes (empty in first-level mode).
+    pub queue_topic: std::sync::Arc<str>,
     pub partitions: u32,
     pub dead_letter_topic: std::sync::Arc<str>,
     pub counters: std::sync::Arc<crate::counters::RuleCounters>,
@@ -368,6 +370,7 @@ impl BridgeConfig {
                 flush: u.flush,
                 on_full: u.on_full,
                 partitions: u.partitions,
+                queue_topic: std::sync::Arc::from(u.topic.as_deref().unwrap_or("")),
                 dead_letter_topic: std::sync::Arc::from(u.dead_letter_topic.as_str()),
                 counters: Default::default(),
             });

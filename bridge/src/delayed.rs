@@ -310,7 +310,7 @@ impl DelayStore {
                 continue;
             }
             Counters::inc(&self.counters.delayed_released);
-            let marker = queue::Message {
+            let marker: queue::Message = queue::Message {
                 key: None,
                 value: None,
                 headers: vec![(RELEASED.into(), Some(Bytes::from(offset.to_string())))],

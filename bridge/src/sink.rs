@@ -37,8 +37,16 @@ pub enum SinkError {
     Stopped,
 }
 
+/// A record on its way to the append thread, already in the queue's
+/// message form (moved, not copied: header strings are the bulk of it).
 struct Job {
-    record: Record,
+    topic: Arc<str>,
+    message: queue::Message,
+    waiter: Waiter,
+}
+
+/// Who learns where a record went, and where it goes if refused.
+struct Waiter {
     dead_letter: Arc<str>,
     done: oneshot::Sender<Result<Placed, SinkError>>,
 }
@@ -60,7 +68,7 @@ pub type Pending = oneshot::Receiver<Result<Placed, SinkError>>;
 /// Where a record was appended (for message trace).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Placed {
-    pub topic: String,
+    pub topic: Arc<str>,
     pub partition: i32,
     pub offset: i64,
     /// Appended to the rule's dead-letter topic instead.
@@ -83,12 +91,17 @@ impl EmbeddedSink {
     pub async fn send(&self, record: Record, dead_letter: Arc<str>) -> Pending {
         let (done, pending) = oneshot::channel();
         let job = Job {
-            record,
-            dead_letter,
-            done,
+            topic: record.topic,
+            message: queue::Message {
+                key: record.key,
+                value: Some(record.value),
+                headers: record.headers,
+                timestamp_ms: record.timestamp_ms,
+            },
+            waiter: Waiter { dead_letter, done },
         };
         if let Err(mpsc::error::SendError(job)) = self.tx.send(job).await {
-            let _ = job.done.send(Err(SinkError::Stopped));
+            let _ = job.waiter.done.send(Err(SinkError::Stopped));
         }
         pending
     }
@@ -119,10 +132,10 @@ fn run(queue: queue::Broker, counters: Arc<Counters>, mut rx: mpsc::Receiver<Job
 
 /// Appends jobs in arrival order, one batch per run of the same (topic, partition).
 fn append_all(q: &queue::Broker, counters: &Counters, jobs: Vec<Job>) {
-    let mut run: Vec<Job> = Vec::new();
-    let mut at: Option<(String, i32)> = None;
+    let mut run = Run::default();
+    let mut at: Option<(Arc<str>, i32)> = None;
     for job in jobs {
-        let dest = destination(q, &job.record);
+        let dest = destination(q, &job);
         match (&at, dest) {
             (Some(cur), Ok(d)) if *cur == d => run.push(job),
             (_, Ok(d)) => {
@@ -136,7 +149,14 @@ fn append_all(q: &queue::Broker, counters: &Counters, jobs: Vec<Job>) {
                 if let Some((t, p)) = at.take() {
                     flush_run(q, counters, &t, p, std::mem::take(&mut run));
                 }
-                dead_letter(q, counters, job, &reason_of(&reason));
+                dead_letter(
+                    q,
+                    counters,
+                    &job.topic,
+                    job.message,
+                    job.waiter,
+                    &reason_of(&reason),
+                );
             }
         }
     }
@@ -145,60 +165,69 @@ fn append_all(q: &queue::Broker, counters: &Counters, jobs: Vec<Job>) {
     }
 }
 
-fn destination(q: &queue::Broker, r: &Record) -> Result<(String, i32), QueueError> {
-    let t = q.topic_or_create(&r.topic, true)?;
+/// Records for one (topic, partition), as one slice for `append`.
+#[derive(Default)]
+struct Run {
+    messages: Vec<queue::Message>,
+    waiters: Vec<Waiter>,
+}
+
+impl Run {
+    fn push(&mut self, job: Job) {
+        self.messages.push(job.message);
+        self.waiters.push(job.waiter);
+    }
+}
+
+fn destination(q: &queue::Broker, j: &Job) -> Result<(Arc<str>, i32), QueueError> {
+    let t = q.topic_or_create(&j.topic, true)?;
     Ok((
-        r.topic.clone(),
-        partition_for(r.key.as_deref(), t.partitions.len()),
+        j.topic.clone(),
+        partition_for(j.message.key.as_deref(), t.partitions.len()),
     ))
 }
 
-fn to_message(r: &Record) -> queue::Message {
-    queue::Message {
-        key: r.key.clone(),
-        value: Some(r.value.clone()),
-        headers: r.headers.clone(),
-        timestamp_ms: r.timestamp_ms,
-    }
-}
-
-fn flush_run(q: &queue::Broker, counters: &Counters, topic: &str, partition: i32, run: Vec<Job>) {
-    if run.is_empty() {
+fn flush_run(q: &queue::Broker, counters: &Counters, topic: &Arc<str>, partition: i32, run: Run) {
+    if run.messages.is_empty() {
         return;
     }
-    let msgs: Vec<queue::Message> = run.iter().map(|j| to_message(&j.record)).collect();
-    match q.append(topic, partition, &msgs) {
+    match q.append(topic, partition, &run.messages) {
         Ok(range) => {
-            for (offset, job) in (range.start..).zip(run) {
-                counters
-                    .uplink_delivered
-                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            counters.uplink_delivered.fetch_add(
+                run.waiters.len() as u64,
+                std::sync::atomic::Ordering::Relaxed,
+            );
+            for (offset, w) in (range.start..).zip(run.waiters) {
                 let placed = Placed {
-                    topic: topic.to_string(),
+                    topic: topic.clone(),
                     partition,
                     offset,
                     dead_lettered: false,
                 };
-                finish(job, Ok(placed));
+                finish(w, Ok(placed));
             }
         }
-        Err(QueueError::MessageTooLarge { .. }) if run.len() > 1 => {
+        Err(QueueError::MessageTooLarge { .. }) if run.messages.len() > 1 => {
             // Find the culprit: one record per batch.
-            for job in run {
-                flush_run(q, counters, topic, partition, vec![job]);
+            for (message, waiter) in run.messages.into_iter().zip(run.waiters) {
+                let one = Run {
+                    messages: vec![message],
+                    waiters: vec![waiter],
+                };
+                flush_run(q, counters, topic, partition, one);
             }
         }
         Err(e) if is_permanent(&e) => {
             let reason = reason_of(&e);
-            for job in run {
-                dead_letter(q, counters, job, &reason);
+            for (message, waiter) in run.messages.into_iter().zip(run.waiters) {
+                dead_letter(q, counters, topic, message, waiter, &reason);
             }
         }
         Err(e) => {
-            tracing::warn!(topic, partition, error = %e, "bridge append failed");
-            for job in run {
+            tracing::warn!(%topic, partition, error = %e, "bridge append failed");
+            for w in run.waiters {
                 Counters::inc(&counters.uplink_failed);
-                finish(job, Err(SinkError::Storage(e.to_string())));
+                finish(w, Err(SinkError::Storage(e.to_string())));
             }
         }
     }
@@ -223,8 +252,14 @@ fn reason_of(e: &QueueError) -> String {
 
 /// Moves a record to its dead-letter topic (partition 0), with the reason
 /// and the original topic in headers; the waiter learns whether that worked.
-fn dead_letter(q: &queue::Broker, counters: &Counters, job: Job, reason: &str) {
-    let mut m = to_message(&job.record);
+fn dead_letter(
+    q: &queue::Broker,
+    counters: &Counters,
+    topic: &str,
+    mut m: queue::Message,
+    w: Waiter,
+    reason: &str,
+) {
     if reason.starts_with("too large") {
         // The payload is what did not fit; keep the metadata to say what was lost.
         m.value = None;
@@ -235,32 +270,32 @@ fn dead_letter(q: &queue::Broker, counters: &Counters, job: Job, reason: &str) {
     ));
     m.headers.push((
         headers::DEAD_LETTER_TOPIC.into(),
-        Some(Bytes::from(job.record.topic.clone())),
+        Some(Bytes::copy_from_slice(topic.as_bytes())),
     ));
     let r = q
-        .topic_or_create(&job.dead_letter, true)
-        .and_then(|_| q.append(&job.dead_letter, 0, std::slice::from_ref(&m)));
+        .topic_or_create(&w.dead_letter, true)
+        .and_then(|_| q.append(&w.dead_letter, 0, std::slice::from_ref(&m)));
     match r {
         Ok(range) => {
-            tracing::warn!(topic = %job.record.topic, dead_letter = %job.dead_letter, reason, "record dead-lettered");
+            tracing::warn!(topic, dead_letter = %w.dead_letter, reason, "record dead-lettered");
             Counters::inc(&counters.dead_lettered);
             let placed = Placed {
-                topic: job.dead_letter.to_string(),
+                topic: w.dead_letter.clone(),
                 partition: 0,
                 offset: range.start,
                 dead_lettered: true,
             };
-            finish(job, Ok(placed));
+            finish(w, Ok(placed));
         }
         Err(e) => {
-            tracing::error!(dead_letter = %job.dead_letter, error = %e, "dead-letter append failed");
+            tracing::error!(dead_letter = %w.dead_letter, error = %e, "dead-letter append failed");
             Counters::inc(&counters.uplink_failed);
-            finish(job, Err(SinkError::Storage(e.to_string())));
+            finish(w, Err(SinkError::Storage(e.to_string())));
         }
     }
 }
 
-fn finish(job: Job, r: Result<Placed, SinkError>) {
+fn finish(w: Waiter, r: Result<Placed, SinkError>) {
     // The publisher may have gone away; nothing to tell then.
-    let _ = job.done.send(r);
+    let _ = w.done.send(r);
 }

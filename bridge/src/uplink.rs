@@ -1,6 +1,8 @@
 //! Uplink mapping, without I/O: which rules a publish matches and the queue
 //! record each one makes (topic, key, metadata headers, rule headers).
 
+use std::sync::Arc;
+
 use bytes::Bytes;
 use mqtt::message::Message;
 
@@ -46,15 +48,27 @@ impl Vars for Published<'_> {
 pub struct Record {
     /// Index of the rule that made it.
     pub rule: usize,
-    pub topic: String,
+    /// Queue topic (shared with the rule's other records).
+    pub topic: Arc<str>,
     pub key: Option<Bytes>,
     pub value: Bytes,
     pub headers: Vec<(String, Option<Bytes>)>,
     pub timestamp_ms: i64,
 }
 
-fn header(name: &str, value: impl Into<String>) -> (String, Option<Bytes>) {
-    (name.to_string(), Some(Bytes::from(value.into())))
+fn header(name: &str, value: &str) -> (String, Option<Bytes>) {
+    (
+        name.to_string(),
+        Some(Bytes::copy_from_slice(value.as_bytes())),
+    )
+}
+
+fn qos_value(qos: u8) -> Bytes {
+    Bytes::from_static(match qos {
+        0 => b"0",
+        1 => b"1",
+        _ => b"2",
+    })
 }
 
 /// The records a publish makes, one per matching rule, in rule order.
@@ -67,29 +81,35 @@ pub fn map(rules: &[UplinkRule], p: &Published<'_>) -> Vec<Record> {
         }
         let mut hs = Vec::with_capacity(8 + m.properties.user_properties.len());
         let topic = match r.mode {
-            UplinkMode::Mapped => r.topic.clone().unwrap_or_default(),
+            UplinkMode::Mapped => r.queue_topic.clone(),
             UplinkMode::FirstLevel => {
                 let (first, rest) = m.topic.split_once('/').unwrap_or((&m.topic, ""));
                 hs.push(header(headers::SECOND_TOPIC, rest));
-                first.to_string()
+                Arc::from(first)
             }
         };
         hs.push(header(headers::TOPIC, m.topic.as_str()));
-        hs.push(header(headers::QOS, (m.qos as u8).to_string()));
-        hs.push(header(headers::CLIENT_ID, &*m.publisher));
+        hs.push((headers::QOS.to_string(), Some(qos_value(m.qos as u8))));
+        hs.push(header(headers::CLIENT_ID, &m.publisher));
         if let Some(u) = p.username {
             hs.push(header(headers::USERNAME, u));
         }
         if let Some(ct) = &m.properties.content_type {
             hs.push(header(headers::CONTENT_TYPE, ct.as_str()));
         }
-        hs.push(header(headers::PUBLISH_TIME, p.publish_ms.to_string()));
+        hs.push((
+            headers::PUBLISH_TIME.to_string(),
+            Some(Bytes::from(p.publish_ms.to_string())),
+        ));
         hs.push(header(headers::MESSAGE_ID, p.id));
         for (k, v) in &m.properties.user_properties {
-            hs.push(header(&format!("{}{k}", headers::USER_PREFIX), v.as_str()));
+            hs.push((
+                format!("{}{k}", headers::USER_PREFIX),
+                Some(Bytes::copy_from_slice(v.as_bytes())),
+            ));
         }
         for (name, t) in &r.headers {
-            hs.push(header(name, t.render(p)));
+            hs.push((name.clone(), Some(Bytes::from(t.render(p)))));
         }
         let key = r.key.render(p);
         out.push(Record {
@@ -151,7 +171,7 @@ mod tests {
         assert_eq!(out.len(), 1);
         let r = &out[0];
         assert_eq!(
-            (r.topic.as_str(), r.key.as_deref()),
+            (&*r.topic, r.key.as_deref()),
             ("device-up", Some(&b"d1"[..]))
         );
         assert_eq!(get(r, headers::TOPIC), Some(&b"devices/d1/up/temp"[..]));
@@ -191,7 +211,7 @@ mod tests {
                 id: "x",
             },
         );
-        assert_eq!(out[0].topic, "orders");
+        assert_eq!(&*out[0].topic, "orders");
         assert_eq!(out[0].key.as_deref(), Some(&b"eu"[..]));
         assert_eq!(get(&out[0], headers::SECOND_TOPIC), Some(&b"eu/42"[..]));
         assert_eq!(get(&out[0], headers::USERNAME), None);

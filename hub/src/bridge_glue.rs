@@ -168,7 +168,7 @@ impl Hook {
                                 trace_id,
                                 Hop {
                                     kind: "appended",
-                                    queue_topic: Some(p.topic),
+                                    queue_topic: Some(p.topic.to_string()),
                                     partition: Some(p.partition),
                                     offset: Some(p.offset),
                                     detail: if p.dead_lettered {

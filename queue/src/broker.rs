@@ -21,15 +21,16 @@ use crate::state::{CommittedOffset, RedbStore, StateStore, TopicMeta};
 use crate::topic::{self, Topic};
 use crate::util::now_ms_i64;
 
-/// A message for in-process appends.
+/// A message for in-process appends. Header names are `String` unless the
+/// producer has cheaper ones (anything `AsRef<str>`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Message {
+pub struct Message<H = String> {
     /// Optional key.
     pub key: Option<Bytes>,
     /// Optional value (None is a tombstone).
     pub value: Option<Bytes>,
     /// Headers; names may repeat.
-    pub headers: Vec<(String, Option<Bytes>)>,
+    pub headers: Vec<(H, Option<Bytes>)>,
     /// Create time in ms; 0 or negative means "now".
     pub timestamp_ms: i64,
 }
@@ -434,13 +435,18 @@ impl Broker {
 
     /// Appends messages in-process (one uncompressed batch, headers kept in
     /// order even when names repeat); returns their offsets.
-    pub fn append(&self, topic: &str, partition: i32, messages: &[Message]) -> Result<Range<i64>> {
+    pub fn append<H: AsRef<str>>(
+        &self,
+        topic: &str,
+        partition: i32,
+        messages: &[Message<H>],
+    ) -> Result<Range<i64>> {
         if messages.is_empty() {
             let hw = self.high_watermark(topic, partition)?;
             return Ok(hw..hw);
         }
         let now = now_ms_i64();
-        let records: Vec<EncodeRecord<'_>> = messages
+        let records: Vec<EncodeRecord<'_, H>> = messages
             .iter()
             .map(|m| EncodeRecord {
                 key: m.key.as_deref(),

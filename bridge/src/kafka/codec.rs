@@ -92,7 +92,7 @@ pub fn decode(b: &[u8]) -> Option<Stored> {
     Some(Stored {
         record: Record {
             rule,
-            topic,
+            topic: topic.into(),
             key,
             value,
             headers,

@@ -425,7 +425,7 @@ mod tests {
             match tokio::time::timeout(Duration::from_millis(300), pending).await {
                 Ok(r) => {
                     let placed = r.unwrap().unwrap();
-                    assert_eq!((placed.topic.as_str(), placed.offset), ("t", -1));
+                    assert_eq!((&*placed.topic, placed.offset), ("t", -1));
                 }
                 Err(_) => break n - 1,
             }

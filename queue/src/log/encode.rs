@@ -6,14 +6,15 @@
 
 use bytes::{BufMut, Bytes, BytesMut};
 
-/// One record to encode.
-pub struct EncodeRecord<'a> {
+/// One record to encode. Header names are anything that reads as a string,
+/// so a producer with fixed names (the bridge) need not allocate them.
+pub struct EncodeRecord<'a, H = String> {
     /// Key.
     pub key: Option<&'a [u8]>,
     /// Value.
     pub value: Option<&'a [u8]>,
     /// Headers in order; names may repeat.
-    pub headers: &'a [(String, Option<Bytes>)],
+    pub headers: &'a [(H, Option<Bytes>)],
     /// Create time in ms.
     pub timestamp_ms: i64,
 }
@@ -38,7 +39,7 @@ fn put_bytes(buf: &mut BytesMut, b: Option<&[u8]>) {
 }
 
 /// Encodes `records` (at least one) as a batch with base offset 0.
-pub fn encode_batch(records: &[EncodeRecord<'_>]) -> Bytes {
+pub fn encode_batch<H: AsRef<str>>(records: &[EncodeRecord<'_, H>]) -> Bytes {
     let base_ts = records.first().map_or(0, |r| r.timestamp_ms);
     let max_ts = records
         .iter()
@@ -56,7 +57,7 @@ pub fn encode_batch(records: &[EncodeRecord<'_>]) -> Bytes {
         put_bytes(&mut rec, r.value);
         put_varlong(&mut rec, r.headers.len() as i64);
         for (name, value) in r.headers {
-            put_bytes(&mut rec, Some(name.as_bytes()));
+            put_bytes(&mut rec, Some(name.as_ref().as_bytes()));
             put_bytes(&mut rec, value.as_deref());
         }
         put_varlong(&mut body, rec.len() as i64);
