@@ -1,7 +1,8 @@
-//! The queue crate's Kafka-protocol server as a child process
-//! (`queue-under-test`), for tests of the bridge's `kafka` backend that
-//! stop it with SIGKILL and start it again on the same port and folder; and
-//! a reader that fetches a whole topic with rskafka.
+//! The queue's Kafka-protocol server program, `queue-server`, as a child
+//! process (built here as `queue-server-under-test` from its own source),
+//! for tests of the bridge's `kafka` backend that stop it with SIGKILL and
+//! start it again on the same port and folder; and a reader that fetches a
+//! whole topic with rskafka.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -10,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use crate::TIMEOUT;
 
-/// A running `queue-under-test`. Killed with SIGKILL on drop.
+/// A running `queue-server`. Killed with SIGKILL on drop.
 pub struct QueueProcess {
     child: tokio::process::Child,
     pub addr: SocketAddr,
@@ -20,7 +21,7 @@ pub struct QueueProcess {
 /// Built by Cargo before this crate's tests (a binary of this crate), next
 /// to the test executable's folder.
 fn exe() -> PathBuf {
-    crate::sibling_binary("queue-under-test")
+    crate::sibling_binary("queue-server-under-test")
 }
 
 impl QueueProcess {
@@ -45,11 +46,11 @@ impl QueueProcess {
             .stderr(Stdio::inherit())
             .kill_on_drop(true)
             .spawn()
-            .expect("spawn queue-under-test");
+            .expect("spawn queue-server-under-test");
         let deadline = Instant::now() + TIMEOUT;
         while tokio::net::TcpStream::connect(addr).await.is_err() {
             if let Ok(Some(status)) = child.try_wait() {
-                panic!("queue-under-test exited before listening: {status}");
+                panic!("queue-server exited before listening: {status}");
             }
             assert!(Instant::now() < deadline, "queue did not listen on {addr}");
             tokio::time::sleep(Duration::from_millis(20)).await;

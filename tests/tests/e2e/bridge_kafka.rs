@@ -1,5 +1,5 @@
 //! The bridge's `kafka` backend (issue 6) against the queue crate's server
-//! as a separate process (`queue-under-test`; no Apache Kafka runs here),
+//! program `queue-server` as a separate process (no Apache Kafka runs here),
 //! read back with rskafka. Devices publish QoS 1 at a steady rate while the
 //! queue process is killed for an outage (`BRIDGE_KAFKA_OUTAGE_SECS`, 4 s by
 //! default; the issue's figure is 30) and started again on the same port
