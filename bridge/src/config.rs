@@ -158,6 +158,10 @@ pub struct DownlinkConfig {
     /// Partitions of the topic if the bridge creates it.
     #[serde(default = "one")]
     pub partitions: u32,
+    /// Queue topic for delivery receipts (acked, expired, dropped, sent);
+    /// none when unset. Created with one partition when missing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub receipts_topic: Option<String>,
 }
 
 fn one_u8() -> u8 {
@@ -263,12 +267,12 @@ pub struct UplinkRule {
     pub filter: String,
     pub mode: UplinkMode,
     pub topic: Option<String>,
+    /// `topic` shared by every record the rule makes (empty in first-level mode).
+    pub queue_topic: std::sync::Arc<str>,
     pub key: Template,
     pub headers: Vec<(String, Template)>,
     pub flush: Option<RuleFlush>,
     pub on_full: OnFull,
-    /// `topic` shared by every record the rule makes (empty in first-level mode).
-    pub queue_topic: std::sync::Arc<str>,
     pub partitions: u32,
     pub dead_letter_topic: std::sync::Arc<str>,
     pub counters: std::sync::Arc<crate::counters::RuleCounters>,
@@ -290,6 +294,7 @@ pub struct DownlinkRule {
     pub retain: bool,
     pub group: String,
     pub partitions: u32,
+    pub receipts_topic: Option<String>,
 }
 
 /// Every rule of a config, validated.
@@ -365,12 +370,12 @@ impl BridgeConfig {
                 filter: u.filter.clone(),
                 mode: u.mode,
                 topic: u.topic.clone(),
+                queue_topic: std::sync::Arc::from(u.topic.as_deref().unwrap_or("")),
                 key,
                 headers,
                 flush: u.flush,
                 on_full: u.on_full,
                 partitions: u.partitions,
-                queue_topic: std::sync::Arc::from(u.topic.as_deref().unwrap_or("")),
                 dead_letter_topic: std::sync::Arc::from(u.dead_letter_topic.as_str()),
                 counters: Default::default(),
             });
@@ -392,6 +397,12 @@ impl BridgeConfig {
             if d.partitions == 0 {
                 return err(f("partitions"), "must be at least 1");
             }
+            if let Some(t) = &d.receipts_topic {
+                check_queue_topic(f("receipts_topic"), t)?;
+                if *t == d.topic {
+                    return err(f("receipts_topic"), "must differ from the command topic");
+                }
+            }
             rules.downlink.push(DownlinkRule {
                 topic: d.topic.clone(),
                 mqtt_topic,
@@ -399,6 +410,7 @@ impl BridgeConfig {
                 retain: d.retain,
                 group: d.group.clone(),
                 partitions: d.partitions,
+                receipts_topic: d.receipts_topic.clone(),
             });
         }
         for (i, t) in self.retry.topics.iter().enumerate() {

@@ -54,11 +54,21 @@ pub struct Counters {
     pub dropped_buffer_full: AtomicU64,
     /// `kafka` backend: records neither Kafka nor the dead-letter topic took.
     pub dropped_undeliverable: AtomicU64,
+    /// Delivery receipts appended to their receipts topic.
+    pub receipts_written: AtomicU64,
+    /// Receipts dropped because the receipts channel was full.
+    pub receipts_dropped: AtomicU64,
+    /// Receipts that could not be appended (topic missing, storage error).
+    pub receipts_failed: AtomicU64,
 }
 
 impl Counters {
     pub fn inc(c: &AtomicU64) {
         c.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn add(c: &AtomicU64, n: usize) {
+        c.fetch_add(n as u64, Ordering::Relaxed);
     }
 
     pub fn get(c: &AtomicU64) -> u64 {

@@ -117,6 +117,15 @@ fn to_record(held: &Held, due_ms: i64) -> queue::Message {
             Some(Bytes::from_static(if cmd.retain { b"1" } else { b"0" })),
         ),
     ];
+    if let Some(e) = cmd.expiry_secs {
+        hs.push((
+            headers::EXPIRY.to_string(),
+            Some(Bytes::from(e.to_string())),
+        ));
+    }
+    if let Some(r) = &cmd.receipt {
+        hs.push((headers::RECEIPT.to_string(), Some(Bytes::from(r.encode()))));
+    }
     for (k, v) in &cmd.user_properties {
         hs.push((
             format!("{}{k}", headers::USER_PREFIX),
@@ -163,6 +172,13 @@ fn from_record(m: &queue::StoredMessage) -> Option<(i64, Held)> {
                 Some((name.to_string(), v.to_string()))
             })
             .collect(),
+        expiry_secs: headers::get(&m.headers, headers::EXPIRY).and_then(|e| e.parse().ok()),
+        receipt: m
+            .headers
+            .iter()
+            .rev()
+            .find(|(k, _)| k == headers::RECEIPT)
+            .and_then(|(_, v)| crate::receipts::ReceiptRequest::decode(v.as_deref()?)),
     };
     Some((due, Held::Mqtt(cmd)))
 }
@@ -339,5 +355,33 @@ mod tests {
         assert!(parse_delayed("$delayed/x/a").unwrap().is_err());
         assert!(parse_delayed("$delayed/10").unwrap().is_err());
         assert!(parse_delayed("$delayed/10/$SYS/x").unwrap().is_err());
+    }
+
+    #[test]
+    fn held_command_keeps_expiry_and_receipt_request() {
+        let cmd = Command {
+            topic: "devices/d1/down".into(),
+            payload: Bytes::from_static(b"reboot"),
+            qos: 1,
+            retain: false,
+            user_properties: vec![("k".into(), "v".into())],
+            expiry_secs: Some(30),
+            receipt: Some(crate::receipts::ReceiptRequest {
+                receipts_topic: "device-receipts".into(),
+                command_topic: "device-down".into(),
+                partition: 0,
+                offset: 9,
+            }),
+        };
+        let m = to_record(&Held::Mqtt(cmd.clone()), 1234);
+        let stored = queue::StoredMessage {
+            partition: 0,
+            offset: 0,
+            timestamp_ms: 0,
+            key: m.key,
+            value: m.value,
+            headers: m.headers,
+        };
+        assert_eq!(from_record(&stored), Some((1234, Held::Mqtt(cmd))));
     }
 }

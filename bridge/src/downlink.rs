@@ -66,6 +66,24 @@ pub fn command_for(
             )
         })?),
     };
+    let expiry_secs = match header(m, headers::EXPIRY) {
+        None => None,
+        Some(e) => Some(e.parse::<u32>().map_err(|_| {
+            format!(
+                "header {}: {e:?} is not a number of seconds",
+                headers::EXPIRY
+            )
+        })?),
+    };
+    let receipt = rule
+        .receipts_topic
+        .as_ref()
+        .map(|t| crate::receipts::ReceiptRequest {
+            receipts_topic: t.clone(),
+            command_topic: rule.topic.clone(),
+            partition: m.partition,
+            offset: m.offset,
+        });
     let user_properties = m
         .headers
         .iter()
@@ -84,6 +102,8 @@ pub fn command_for(
             qos,
             retain,
             user_properties,
+            expiry_secs,
+            receipt,
         },
         deliver_at,
     ))

@@ -5,6 +5,10 @@
 pub const TOPIC: &str = "mqtt.topic";
 /// QoS of the publish (`0`/`1`/`2`); on a command, the QoS to deliver with.
 pub const QOS: &str = "mqtt.qos";
+/// On a command, its message expiry in seconds.
+pub const EXPIRY: &str = "mqtt.expiry";
+/// On a held command: the receipt request (`ReceiptRequest::encode`).
+pub const RECEIPT: &str = "bridge.receipt";
 /// On a command, `true`/`1` to deliver retained.
 pub const RETAIN: &str = "mqtt.retain";
 pub const CLIENT_ID: &str = "mqtt.client-id";

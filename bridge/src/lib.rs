@@ -19,6 +19,7 @@ pub mod headers;
 pub mod kafka;
 pub mod partitioner;
 pub mod port;
+pub mod receipts;
 pub mod retry;
 pub mod sink;
 pub mod template;
@@ -68,6 +69,7 @@ pub struct Bridge {
     delay: RwLock<Option<Arc<DelayStore>>>,
     tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
     sink_task: Mutex<Option<sink::SinkTask>>,
+    receipts: RwLock<Option<receipts::Receipts>>,
     pub counters: Arc<Counters>,
     boot: u64,
     seq: AtomicU64,
@@ -154,6 +156,9 @@ impl Bridge {
             }
             for r in &rules.downlink {
                 create_missing(q, &r.topic, r.partitions, None)?;
+                if let Some(t) = &r.receipts_topic {
+                    create_missing(q, t, 1, None)?;
+                }
             }
             for t in &cfg.retry.topics {
                 for name in [t.clone(), format!("{t}.retry"), format!("{t}.dlq")] {
@@ -212,6 +217,7 @@ impl Bridge {
             delay: RwLock::new(delay),
             tasks: Mutex::new(Vec::new()),
             sink_task: Mutex::new(sink_task),
+            receipts: RwLock::new(None),
             counters,
             boot: rand::random::<u64>() >> 16,
             seq: AtomicU64::new(0),
@@ -247,6 +253,12 @@ impl Bridge {
             return;
         };
         let q = &q;
+        if rules.downlink.iter().any(|r| r.receipts_topic.is_some()) {
+            let (r, task) =
+                receipts::Receipts::start(q.clone(), self.counters.clone(), shutdown.clone());
+            *self.receipts.write().unwrap_or_else(|e| e.into_inner()) = Some(r);
+            tasks.push(task);
+        }
         let mut consume = |topic: &str, group: &str, handler: Arc<dyn consumer::Handler>| {
             let n = q.topic(topic).map_or(0, |t| t.partitions.len());
             for p in 0..n {
@@ -291,6 +303,12 @@ impl Bridge {
         for t in tasks {
             let _ = t.await;
         }
+        drop(
+            self.receipts
+                .write()
+                .unwrap_or_else(|e| e.into_inner())
+                .take(),
+        );
         drop(self.sink.write().unwrap_or_else(|e| e.into_inner()).take());
         let sink_task = lock(&self.sink_task).take();
         if let Some(t) = sink_task {
@@ -413,6 +431,21 @@ impl Bridge {
             .iter()
             .map(|r| (r.filter.clone(), r.topic.clone(), r.counters.clone()))
             .collect()
+    }
+
+    /// Reports what became of one delivery of a command that asked for
+    /// receipts (`request` is what the hub carried with the message).
+    pub fn report(
+        &self,
+        request: &[u8],
+        client_id: &str,
+        mqtt_topic: &str,
+        status: receipts::Status,
+        reason: Option<String>,
+    ) {
+        if let Some(r) = &*self.receipts.read().unwrap_or_else(|e| e.into_inner()) {
+            r.report(request, client_id, mqtt_topic, status, reason);
+        }
     }
 
     /// The delay store, when delayed messages are on.

@@ -15,6 +15,11 @@ pub struct Command {
     pub qos: u8,
     pub retain: bool,
     pub user_properties: Vec<(String, String)>,
+    /// Message expiry in seconds (header `mqtt.expiry`): a copy still
+    /// queued for an offline device after this is dropped as expired.
+    pub expiry_secs: Option<u32>,
+    /// Where to report what became of each delivery, if the rule asks.
+    pub receipt: Option<crate::receipts::ReceiptRequest>,
 }
 
 pub type Injected<'a> = Pin<Box<dyn Future<Output = Result<(), String>> + Send + 'a>>;

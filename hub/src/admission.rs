@@ -223,7 +223,16 @@ impl Broker {
             (subs, in_store)
         };
         self.remove_subscriptions(session, subs.iter().map(|s| s.as_str()));
-        session.outbox().drain();
+        let left = session.outbox().drain();
+        for q in left.iter().filter(|q| q.message.receipt.is_some()) {
+            crate::receipts::report(
+                self,
+                &q.message,
+                &session.client_id,
+                bridge::receipts::Status::Dropped,
+                Some("session ended"),
+            );
+        }
         self.made_room();
         self.sessions
             .remove_if(&session.client_id, |_, s| Arc::ptr_eq(s, session));

@@ -6,7 +6,9 @@
 
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Instant;
 
+use bridge::receipts::Status;
 use bridge::{Bridge, Command, HubPort, Injected};
 use mqtt::message::Message;
 use mqtt::{Properties, QoS, ReasonCode};
@@ -80,6 +82,9 @@ pub fn stats(broker: &Broker) -> serde_json::Value {
         "oldest_unacked_age_ms": c.oldest_unacked_age_ms(),
         "dropped_buffer_full": g(&c.dropped_buffer_full),
         "dropped_undeliverable": g(&c.dropped_undeliverable),
+        "receipts_written": g(&c.receipts_written),
+        "receipts_dropped": g(&c.receipts_dropped),
+        "receipts_failed": g(&c.receipts_failed),
         "rules": b.rule_counters().iter().map(|(filter, topic, rc)| serde_json::json!({
             "filter": filter,
             "topic": topic,
@@ -216,6 +221,8 @@ pub async fn publish(
                     qos: message.qos as u8,
                     retain: message.retain,
                     user_properties: message.properties.user_properties.clone(),
+                    expiry_secs: message.expiry_interval,
+                    receipt: None,
                 };
                 let secs = i64::try_from(secs).unwrap_or(i64::MAX / 2_000);
                 let due = bridge::delayed::now_ms().saturating_add(secs.saturating_mul(1000));
@@ -264,15 +271,27 @@ impl HubPort for HubSide {
                 user_properties: cmd.user_properties,
                 ..Properties::default()
             };
-            let m = Arc::new(Message::new(
+            let mut m = Message::new(
                 cmd.topic,
                 cmd.payload,
                 qos,
                 cmd.retain,
                 properties,
                 Arc::from(""),
-            ));
+            );
+            if cmd.expiry_secs.is_some() {
+                m = m.with_expiry(cmd.expiry_secs, Instant::now());
+            }
+            // A retained copy would report again for every later subscriber
+            // (and outlive the request): retained commands get no receipts.
+            if !cmd.retain {
+                m.receipt = cmd.receipt.map(|r| Arc::from(r.encode()));
+            }
+            let m = Arc::new(m);
             let outcome = self.0.publish(m.clone()).await;
+            if outcome.delivered == 0 {
+                crate::receipts::report(&self.0, &m, "", Status::Dropped, Some("no subscriber"));
+            }
             if let Some(ack) = match self.0.bridge.get() {
                 Some(b) => b.uplink(&m, None).await,
                 None => None,

@@ -413,6 +413,13 @@ impl Broker {
         };
         for d in dropped {
             Metrics::inc(&self.metrics.dropped_queue_full);
+            crate::receipts::report(
+                self,
+                &d.message,
+                &session.client_id,
+                bridge::receipts::Status::Dropped,
+                Some("session queue full"),
+            );
             if d.message.trace_id != 0 {
                 self.tracer.hop(
                     d.message.trace_id,

@@ -22,6 +22,7 @@ pub mod metrics;
 pub mod outbox;
 pub mod peer;
 pub mod ratelimit;
+pub mod receipts;
 pub mod router;
 pub mod server;
 pub mod session;

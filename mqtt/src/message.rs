@@ -34,6 +34,9 @@ pub struct Message {
     pub received_at: Option<Instant>,
     /// Message trace id given by the hub when tracing matched it; 0 = not traced.
     pub trace_id: u64,
+    /// Opaque request for delivery receipts, attached by the hub's bridge
+    /// (only it reads the bytes); kept with stored copies.
+    pub receipt: Option<Arc<[u8]>>,
     cache: [OnceLock<Cached>; 4],
 }
 
@@ -78,6 +81,7 @@ impl Message {
             expiry_interval: None,
             received_at: None,
             trace_id: 0,
+            receipt: None,
             cache: Default::default(),
         }
     }

@@ -454,7 +454,8 @@ fn too_large_for_the_client_is_dropped_not_sent() {
         events(&mut s).as_slice(),
         [Event::Dropped {
             token: 5,
-            reason: DropReason::TooLarge
+            reason: DropReason::TooLarge,
+            ..
         }]
     ));
     assert_eq!(s.inflight(), 0);
@@ -512,7 +513,8 @@ fn message_expiry_counts_down_and_drops_expired() {
         events(&mut s).as_slice(),
         [Event::Dropped {
             token: 2,
-            reason: DropReason::Expired
+            reason: DropReason::Expired,
+            ..
         }]
     ));
 }

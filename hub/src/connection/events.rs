@@ -250,7 +250,21 @@ impl<S: Transport> Connection<S> {
                         self.session.unsuback(u.pkid, reasons);
                     }
                 }
-                Event::Acked { token, .. } => {
+                Event::Acked {
+                    token,
+                    reason,
+                    message,
+                } => {
+                    if let Some(a) = &self.attached {
+                        let refused;
+                        let (status, why) = if reason.is_success() {
+                            (Status::Acked, None)
+                        } else {
+                            refused = format!("refused by the client (reason 0x{:02x})", reason.0);
+                            (Status::Dropped, Some(refused.as_str()))
+                        };
+                        receipts::report(&self.broker, &message, &a.session.client_id, status, why);
+                    }
                     if self.broker.tracer.active() {
                         if let Some(a) = &self.attached {
                             self.broker.tracer.acked(&a.session.client_id, token);
@@ -261,7 +275,21 @@ impl<S: Transport> Connection<S> {
                     }
                     self.forget_stored(token).await;
                 }
-                Event::Dropped { token, reason } => {
+                Event::Dropped {
+                    token,
+                    reason,
+                    message,
+                } => {
+                    if let Some(a) = &self.attached {
+                        let (status, why) = match reason {
+                            DropReason::Expired => (Status::Expired, None),
+                            DropReason::TooLarge => (
+                                Status::Dropped,
+                                Some("larger than the client's maximum packet size"),
+                            ),
+                        };
+                        receipts::report(&self.broker, &message, &a.session.client_id, status, why);
+                    }
                     if self.broker.tracer.active() {
                         if let Some(a) = &self.attached {
                             let why = format!("{reason:?}");

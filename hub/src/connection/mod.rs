@@ -14,6 +14,7 @@ use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 use std::time::{Duration, Instant};
 
+use bridge::receipts::Status;
 use bytes::BytesMut;
 use mqtt::message::Message;
 use mqtt::session::server::{
@@ -31,6 +32,7 @@ use crate::doorbell;
 use crate::metrics::{DeliveryTally, Metrics};
 use crate::outbox::SharedOrigin;
 use crate::peer::PeerInfo;
+use crate::receipts;
 use crate::session::SessionShared;
 use crate::store::Op;
 use crate::transport::Transport;

@@ -82,6 +82,10 @@ impl<S: Transport> Connection<S> {
                     if out.message.trace_id != 0 {
                         crate::admin::trace::sent(&self.broker, &out, self.session.client_id());
                     }
+                    if out.qos == QoS::AtMostOnce && out.message.receipt.is_some() {
+                        let client = self.session.client_id();
+                        receipts::report(&self.broker, &out.message, client, Status::Sent, None);
+                    }
                     out.message
                         .encode_delivery(&out, protocol, now, &mut self.wbuf)
                 }

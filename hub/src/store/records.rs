@@ -150,8 +150,12 @@ impl SessionRecord {
     }
 }
 
-/// Encodes a message: publisher, absolute expiry (unix ms, 0 = none), then
-/// the v5 PUBLISH.
+/// Marks the optional trailer after the PUBLISH: the message's receipt
+/// request (records written before receipts existed simply end earlier).
+const RECEIPT_TRAILER: u8 = b'R';
+
+/// Encodes a message: publisher, absolute expiry (unix ms, 0 = none), the
+/// v5 PUBLISH, then the receipt request if it has one.
 pub fn encode_message(m: &Message, now: Instant) -> Vec<u8> {
     let mut out = BytesMut::new();
     put_str(&mut out, &m.publisher);
@@ -174,6 +178,15 @@ pub fn encode_message(m: &Message, now: Instant) -> Vec<u8> {
     // would be caught as corrupt on load rather than silently accepted.
     let _ = codec::encode(&Packet::Publish(publish), Protocol::V5, &mut body);
     out.put_slice(&body);
+    if let Some(r) = m
+        .receipt
+        .as_deref()
+        .filter(|r| r.len() <= usize::from(u16::MAX))
+    {
+        out.put_u8(RECEIPT_TRAILER);
+        out.put_u16(r.len() as u16);
+        out.put_slice(r);
+    }
     out.to_vec()
 }
 
@@ -197,6 +210,15 @@ pub fn decode_message(bytes: &[u8], now: Instant) -> Result<Message, RecordError
         p.properties,
         Arc::from(publisher.as_str()),
     );
+    if !body.is_empty() {
+        need(&body, 3)?;
+        if body.get_u8() != RECEIPT_TRAILER {
+            return Err(RecordError("unknown trailer after the stored publish"));
+        }
+        let n = usize::from(body.get_u16());
+        need(&body, n)?;
+        m.receipt = Some(Arc::from(&body[..n]));
+    }
     if expires != 0 {
         let left = expires.saturating_sub(unix_ms_now());
         m.expires_at = Some(now + Duration::from_millis(left));
@@ -293,5 +315,38 @@ mod tests {
         );
         let left = back.message.remaining_expiry(now).unwrap();
         assert!((58..=60).contains(&left), "{left}");
+        assert!(back.message.receipt.is_none());
+    }
+
+    #[test]
+    fn receipt_request_survives_the_store_and_a_bad_trailer_is_an_error() {
+        let now = Instant::now();
+        let mut m = Message::new(
+            "devices/d1/down",
+            Bytes::from_static(b"reboot"),
+            QoS::AtLeastOnce,
+            false,
+            Properties::default(),
+            Arc::from(""),
+        );
+        m.receipt = Some(Arc::from(&b"device-receipts device-down 0 7"[..]));
+        let d = StoredDelivery {
+            qos: QoS::AtLeastOnce,
+            retain: false,
+            subscription_ids: vec![],
+            message: Arc::new(m),
+        };
+        let bytes = d.encode(now);
+        let back = StoredDelivery::decode(&bytes, now).unwrap();
+        assert_eq!(
+            back.message.receipt.as_deref(),
+            Some(&b"device-receipts device-down 0 7"[..])
+        );
+        assert_eq!(&back.message.payload[..], b"reboot");
+        assert!(StoredDelivery::decode(&bytes[..bytes.len() - 2], now).is_err());
+        let mut bad = bytes.clone();
+        let at = bytes.len() - 31 - 3;
+        bad[at] = b'X';
+        assert!(StoredDelivery::decode(&bad, now).is_err());
     }
 }

@@ -38,7 +38,7 @@ async fn bridged_hub(tweak: impl FnOnce(&mut hub::Config)) -> TestHub {
     .await
 }
 
-fn bootstrap(hub: &TestHub) -> String {
+pub(crate) fn bootstrap(hub: &TestHub) -> String {
     hub.handle
         .as_ref()
         .and_then(|h| h.queue_addr)
@@ -47,7 +47,7 @@ fn bootstrap(hub: &TestHub) -> String {
 }
 
 /// Runs kcat (blocking, off the runtime) and returns its stdout.
-async fn kcat(args: Vec<String>, stdin: Vec<u8>) -> String {
+pub(crate) async fn kcat(args: Vec<String>, stdin: Vec<u8>) -> String {
     require_tool("kcat", &["-V"]);
     tokio::task::spawn_blocking(move || {
         let mut child = Command::new("kcat")
@@ -81,7 +81,7 @@ async fn kcat(args: Vec<String>, stdin: Vec<u8>) -> String {
 }
 
 /// Every record of `topic` from the beginning, formatted by kcat's `-f`.
-async fn consume(hub: &TestHub, topic: &str, format: &str) -> String {
+pub(crate) async fn consume(hub: &TestHub, topic: &str, format: &str) -> String {
     let b = bootstrap(hub);
     kcat(
         strings(&[
@@ -101,7 +101,7 @@ async fn consume(hub: &TestHub, topic: &str, format: &str) -> String {
     .await
 }
 
-fn strings(v: &[&str]) -> Vec<String> {
+pub(crate) fn strings(v: &[&str]) -> Vec<String> {
     v.iter().map(|s| s.to_string()).collect()
 }
 

@@ -16,6 +16,7 @@ mod auth;
 mod bridge_crash;
 mod bridge_embedded;
 mod bridge_kafka;
+mod bridge_receipts;
 mod connect;
 mod crash;
 mod embedded_queue;

@@ -12,6 +12,7 @@ impl ServerSession {
                     self.events.push_back(Event::Acked {
                         token: o.token,
                         reason: a.reason,
+                        message: o.delivery.message,
                     });
                 }
             }
@@ -39,6 +40,7 @@ impl ServerSession {
                 self.events.push_back(Event::Acked {
                     token: o.token,
                     reason: a.reason,
+                    message: o.delivery.message,
                 });
             }
             return;
@@ -58,6 +60,7 @@ impl ServerSession {
                 self.events.push_back(Event::Acked {
                     token: o.token,
                     reason: a.reason,
+                    message: o.delivery.message,
                 });
             }
         }
@@ -84,6 +87,7 @@ impl ServerSession {
             self.events.push_back(Event::Dropped {
                 token: d.token,
                 reason: DropReason::Expired,
+                message: d.message,
             });
             return Ok(0);
         }
@@ -111,6 +115,7 @@ impl ServerSession {
                 self.events.push_back(Event::Dropped {
                     token: d.token,
                     reason: DropReason::TooLarge,
+                    message: out.message,
                 });
                 return Ok(0);
             }

@@ -128,11 +128,14 @@ pub enum Event {
     Acked {
         token: u64,
         reason: ReasonCode,
+        /// The delivered message (for what the hub reports about it).
+        message: Arc<Message>,
     },
     /// A delivery was dropped without being sent (expired, too large).
     Dropped {
         token: u64,
         reason: DropReason,
+        message: Arc<Message>,
     },
     /// An outgoing QoS 2 delivery got its PUBREC: from now on only PUBREL is
     /// resent (persist this to keep exactly-once across a hub restart).
