@@ -42,6 +42,13 @@ pub struct StormOptions {
     /// Longest wait, in seconds, for the whole storm to be admitted.
     #[arg(long, default_value_t = 60.0)]
     pub admit_timeout: f64,
+    /// Nice value of the thread dialling the storm (0 = same as the probes).
+    /// On one machine the storm's client side competes with the hub and the
+    /// probes for the same cores; at the lowest priority it approximates
+    /// devices dialling from elsewhere, so what is measured is the hub's
+    /// cost of admitting them.
+    #[arg(long, default_value_t = 19)]
+    pub storm_nice: i32,
 }
 
 /// What one storm run measured.
@@ -194,32 +201,21 @@ pub async fn run(o: StormOptions) -> anyhow::Result<StormResult> {
     let start = Instant::now();
     let admitted = Arc::new(Mutex::new(Vec::with_capacity(o.connections)));
     let failed = Arc::new(AtomicU64::new(0));
-    let hold = Arc::new(tokio::sync::Notify::new());
-    let gap = Duration::from_secs_f64(o.storm_secs / o.connections.max(1) as f64);
-    let mut tasks = Vec::with_capacity(o.connections);
-    for i in 0..o.connections {
-        // Dial on schedule (batched by the timer's resolution).
-        let due = start + gap * i as u32;
-        if let Some(wait) = due.checked_duration_since(Instant::now()) {
-            tokio::time::sleep(wait).await;
-        }
-        let (addr, admitted, failed, hold) =
-            (addr.clone(), admitted.clone(), failed.clone(), hold.clone());
-        tasks.push(tokio::spawn(async move {
-            match connect(&addr, &format!("storm-{i}"), 0).await {
-                Ok((stream, _)) => {
-                    let ms = start.elapsed().as_millis() as u64;
-                    admitted.lock().unwrap_or_else(|e| e.into_inner()).push(ms);
-                    hold.notified().await;
-                    drop(stream);
-                }
-                Err(e) => {
-                    tracing::debug!(error = %e, "storm connection failed");
-                    failed.fetch_add(1, Ordering::Relaxed);
-                }
-            }
-        }));
-    }
+    let (done_tx, done_rx) = tokio::sync::oneshot::channel::<()>();
+    let dialler = {
+        let (addr, admitted, failed, o) =
+            (addr.clone(), admitted.clone(), failed.clone(), o.clone());
+        std::thread::Builder::new()
+            .name("storm".into())
+            .spawn(move || -> anyhow::Result<()> {
+                lower_thread_priority(o.storm_nice);
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()?;
+                rt.block_on(dial(o, addr, start, admitted, failed, done_rx));
+                Ok(())
+            })?
+    };
     let deadline = start + Duration::from_secs_f64(o.admit_timeout);
     loop {
         let done = admitted.lock().unwrap_or_else(|e| e.into_inner()).len()
@@ -231,12 +227,13 @@ pub async fn run(o: StormOptions) -> anyhow::Result<StormResult> {
     }
     probes.phase.store(2, Ordering::Relaxed);
     probes.stop.store(true, Ordering::Relaxed);
-    hold.notify_waiters();
+    let _ = done_tx.send(());
     for t in est {
         let _ = tokio::time::timeout(Duration::from_secs(2), t).await;
     }
-    for t in tasks {
-        t.abort();
+    match tokio::task::spawn_blocking(move || dialler.join()).await {
+        Ok(Ok(r)) => r?,
+        _ => anyhow::bail!("storm thread failed"),
     }
     let mut admit_ms = admitted.lock().unwrap_or_else(|e| e.into_inner()).clone();
     admit_ms.sort_unstable();
@@ -258,6 +255,65 @@ pub async fn run(o: StormOptions) -> anyhow::Result<StormResult> {
         admit_ms,
         storm_secs: o.storm_secs,
     })
+}
+
+/// Dials the storm on schedule and holds every admitted connection until
+/// `done` (runs on the storm thread's own runtime).
+async fn dial(
+    o: StormOptions,
+    addr: String,
+    start: Instant,
+    admitted: Arc<Mutex<Vec<u64>>>,
+    failed: Arc<AtomicU64>,
+    done: tokio::sync::oneshot::Receiver<()>,
+) {
+    let gap = Duration::from_secs_f64(o.storm_secs / o.connections.max(1) as f64);
+    let mut tasks = Vec::with_capacity(o.connections);
+    for i in 0..o.connections {
+        // Dial on schedule (batched by the timer's resolution).
+        let due = start + gap * i as u32;
+        if let Some(wait) = due.checked_duration_since(Instant::now()) {
+            tokio::time::sleep(wait).await;
+        }
+        let (addr, admitted, failed) = (addr.clone(), admitted.clone(), failed.clone());
+        tasks.push(tokio::spawn(async move {
+            match connect(&addr, &format!("storm-{i}"), 0).await {
+                Ok((stream, _)) => {
+                    let ms = start.elapsed().as_millis() as u64;
+                    admitted.lock().unwrap_or_else(|e| e.into_inner()).push(ms);
+                    // Held open until the runtime ends.
+                    std::future::pending::<()>().await;
+                    drop(stream);
+                }
+                Err(e) => {
+                    tracing::debug!(error = %e, "storm connection failed");
+                    failed.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }));
+    }
+    let _ = done.await;
+    for t in tasks {
+        t.abort();
+    }
+}
+
+/// Sets the calling thread's nice value (Linux keeps one per thread).
+fn lower_thread_priority(nice: i32) {
+    if nice == 0 {
+        return;
+    }
+    // SAFETY: gettid has no arguments; setpriority only reads its arguments.
+    let r = unsafe {
+        let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
+        libc::setpriority(libc::PRIO_PROCESS, tid, nice)
+    };
+    if r != 0 {
+        tracing::warn!(
+            error = %std::io::Error::last_os_error(),
+            "storm thread keeps its priority"
+        );
+    }
 }
 
 pub fn table(r: &StormResult) -> String {

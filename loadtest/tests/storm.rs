@@ -29,6 +29,7 @@ async fn storm_is_admitted_and_latency_measured() {
         probe_ms: 10,
         baseline_secs: 0.5,
         admit_timeout: 20.0,
+        storm_nice: 19,
     })
     .await
     .unwrap();
