@@ -393,14 +393,12 @@ impl Bridge {
         if rules.uplink.is_empty() {
             return None;
         }
-        let generated;
         let id = match self.edge_id(m) {
-            Some(id) => id,
-            None => {
-                let n = self.seq.fetch_add(1, Ordering::Relaxed);
-                generated = format!("{:012x}-{n}", self.boot);
-                &generated
-            }
+            Some(id) => uplink::MessageId::Given(id),
+            None => uplink::MessageId::Generated {
+                boot: self.boot,
+                seq: self.seq.fetch_add(1, Ordering::Relaxed),
+            },
         };
         let p = Published {
             message: m,

@@ -21,7 +21,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::counters::Counters;
 use crate::headers;
 use crate::partitioner::partition_for;
-use crate::uplink::Record;
+use crate::uplink::{HeaderName, Record};
 
 /// Records waiting for the append task; beyond this, publishers wait.
 const CHANNEL: usize = 4096;
@@ -41,7 +41,7 @@ pub enum SinkError {
 /// message form (moved, not copied: header strings are the bulk of it).
 struct Job {
     topic: Arc<str>,
-    message: queue::Message,
+    message: queue::Message<HeaderName>,
     waiter: Waiter,
 }
 
@@ -168,7 +168,7 @@ fn append_all(q: &queue::Broker, counters: &Counters, jobs: Vec<Job>) {
 /// Records for one (topic, partition), as one slice for `append`.
 #[derive(Default)]
 struct Run {
-    messages: Vec<queue::Message>,
+    messages: Vec<queue::Message<HeaderName>>,
     waiters: Vec<Waiter>,
 }
 
@@ -256,7 +256,7 @@ fn dead_letter(
     q: &queue::Broker,
     counters: &Counters,
     topic: &str,
-    mut m: queue::Message,
+    mut m: queue::Message<HeaderName>,
     w: Waiter,
     reason: &str,
 ) {
@@ -298,4 +298,86 @@ fn dead_letter(
 fn finish(w: Waiter, r: Result<Placed, SinkError>) {
     // The publisher may have gone away; nothing to tell then.
     let _ = w.done.send(r);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(topic: &str, value: Bytes) -> Record {
+        Record {
+            rule: 0,
+            topic: Arc::from(topic),
+            key: Some(Bytes::from_static(b"dev-1")),
+            value,
+            headers: vec![(
+                std::borrow::Cow::Borrowed(headers::CLIENT_ID),
+                Some(Bytes::from_static(b"dev-1")),
+            )],
+            timestamp_ms: 0,
+        }
+    }
+
+    /// Records sent back to back are appended in order, each waiter learns
+    /// its offset, and one the topic can never take goes to the dead-letter
+    /// topic with the reason while the ones around it are appended.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn appends_in_order_and_dead_letters_what_cannot_fit() {
+        let dir = tempfile::tempdir().unwrap();
+        let q = queue::Broker::open(queue::QueueConfig {
+            data_dir: dir.path().to_path_buf(),
+            ..queue::QueueConfig::default()
+        })
+        .unwrap();
+        let small = [("max.message.bytes".to_string(), "2048".to_string())];
+        q.create_topic("up", 1, &small).unwrap();
+        let (sink, thread) = EmbeddedSink::start(q.clone(), Arc::new(Counters::default())).unwrap();
+        let dl: Arc<str> = Arc::from("up-dl");
+        let mut pending = Vec::new();
+        for v in ["1", "2"] {
+            pending.push(sink.send(record("up", Bytes::from(v)), dl.clone()).await);
+        }
+        let big = Bytes::from(vec![b'x'; 4096]);
+        pending.push(sink.send(record("up", big), dl.clone()).await);
+        pending.push(sink.send(record("up", Bytes::from("3")), dl.clone()).await);
+        let mut placed = Vec::new();
+        for p in pending {
+            placed.push(p.await.unwrap().unwrap());
+        }
+        let at: Vec<_> = placed
+            .iter()
+            .map(|p| (&*p.topic, p.offset, p.dead_lettered))
+            .collect();
+        assert_eq!(
+            at,
+            [
+                ("up", 0, false),
+                ("up", 1, false),
+                ("up-dl", 0, true),
+                ("up", 2, false)
+            ]
+        );
+        let values: Vec<_> = q
+            .fetch("up", 0, 0, 1 << 20)
+            .unwrap()
+            .into_iter()
+            .map(|m| m.value.unwrap_or_default())
+            .collect();
+        assert_eq!(values, ["1", "2", "3"]);
+        let dead = q.fetch("up-dl", 0, 0, 1 << 20).unwrap();
+        let reason = crate::headers::get(&dead[0].headers, headers::DEAD_LETTER_REASON);
+        assert!(
+            reason.is_some_and(|r| r.starts_with("too large")),
+            "{reason:?}"
+        );
+        assert_eq!(
+            crate::headers::get(&dead[0].headers, headers::CLIENT_ID),
+            Some("dev-1"),
+            "metadata kept"
+        );
+        drop(sink);
+        tokio::task::spawn_blocking(move || thread.join().unwrap())
+            .await
+            .unwrap();
+    }
 }

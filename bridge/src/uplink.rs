@@ -1,9 +1,11 @@
 //! Uplink mapping, without I/O: which rules a publish matches and the queue
 //! record each one makes (topic, key, metadata headers, rule headers).
 
+use std::borrow::Cow;
+use std::fmt::{self, Write as _};
 use std::sync::Arc;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use mqtt::message::Message;
 
 use crate::config::{UplinkMode, UplinkRule};
@@ -17,8 +19,29 @@ pub struct Published<'a> {
     /// Unix milliseconds at receipt.
     pub publish_ms: i64,
     /// Stable message id.
-    pub id: &'a str,
+    pub id: MessageId<'a>,
 }
+
+/// A record's stable id: the edge agent's, or one the bridge makes from
+/// its boot id and a counter (written straight into the record, never
+/// formatted on its own).
+#[derive(Debug, Clone, Copy)]
+pub enum MessageId<'a> {
+    Given(&'a str),
+    Generated { boot: u64, seq: u64 },
+}
+
+impl fmt::Display for MessageId<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            MessageId::Given(id) => f.write_str(id),
+            MessageId::Generated { boot, seq } => write!(f, "{boot:012x}-{seq}"),
+        }
+    }
+}
+
+/// A header name: the bridge's own are static, user properties' are made.
+pub type HeaderName = Cow<'static, str>;
 
 impl Vars for Published<'_> {
     fn client_id(&self) -> &str {
@@ -52,23 +75,50 @@ pub struct Record {
     pub topic: Arc<str>,
     pub key: Option<Bytes>,
     pub value: Bytes,
-    pub headers: Vec<(String, Option<Bytes>)>,
+    pub headers: Vec<(HeaderName, Option<Bytes>)>,
     pub timestamp_ms: i64,
 }
 
-fn header(name: &str, value: &str) -> (String, Option<Bytes>) {
-    (
-        name.to_string(),
-        Some(Bytes::copy_from_slice(value.as_bytes())),
-    )
+/// The record's metadata header values, written into one buffer and
+/// handed out as views of it (one allocation instead of one per header).
+struct Values {
+    buf: BytesMut,
+    /// (name, end offset in `buf`), in order.
+    ends: Vec<(&'static str, usize)>,
 }
 
-fn qos_value(qos: u8) -> Bytes {
-    Bytes::from_static(match qos {
-        0 => b"0",
-        1 => b"1",
-        _ => b"2",
-    })
+impl Values {
+    fn with_capacity(n: usize) -> Values {
+        Values {
+            buf: BytesMut::with_capacity(n),
+            ends: Vec::with_capacity(8),
+        }
+    }
+    fn push(&mut self, name: &'static str, value: &str) {
+        self.buf.extend_from_slice(value.as_bytes());
+        self.ends.push((name, self.buf.len()));
+    }
+    fn push_display(&mut self, name: &'static str, value: impl fmt::Display) {
+        // Writing into a BytesMut cannot fail.
+        let _ = write!(self.buf, "{value}");
+        self.ends.push((name, self.buf.len()));
+    }
+    fn into_headers(self, out: &mut Vec<(HeaderName, Option<Bytes>)>) {
+        let all = self.buf.freeze();
+        let mut start = 0;
+        for (name, end) in self.ends {
+            out.push((Cow::Borrowed(name), Some(all.slice(start..end))));
+            start = end;
+        }
+    }
+}
+
+fn qos_text(qos: u8) -> &'static str {
+    match qos {
+        0 => "0",
+        1 => "1",
+        _ => "2",
+    }
 }
 
 /// The records a publish makes, one per matching rule, in rule order.
@@ -79,37 +129,38 @@ pub fn map(rules: &[UplinkRule], p: &Published<'_>) -> Vec<Record> {
         if !mqtt::topic::matches(&r.filter, &m.topic) {
             continue;
         }
-        let mut hs = Vec::with_capacity(8 + m.properties.user_properties.len());
+        let mut hs = Vec::with_capacity(8 + m.properties.user_properties.len() + r.headers.len());
+        let mut vs = Values::with_capacity(
+            2 * m.topic.len() + m.publisher.len() + p.username.map_or(0, str::len) + 48,
+        );
         let topic = match r.mode {
             UplinkMode::Mapped => r.queue_topic.clone(),
             UplinkMode::FirstLevel => {
                 let (first, rest) = m.topic.split_once('/').unwrap_or((&m.topic, ""));
-                hs.push(header(headers::SECOND_TOPIC, rest));
+                vs.push(headers::SECOND_TOPIC, rest);
                 Arc::from(first)
             }
         };
-        hs.push(header(headers::TOPIC, m.topic.as_str()));
-        hs.push((headers::QOS.to_string(), Some(qos_value(m.qos as u8))));
-        hs.push(header(headers::CLIENT_ID, &m.publisher));
+        vs.push(headers::TOPIC, &m.topic);
+        vs.push(headers::QOS, qos_text(m.qos as u8));
+        vs.push(headers::CLIENT_ID, &m.publisher);
         if let Some(u) = p.username {
-            hs.push(header(headers::USERNAME, u));
+            vs.push(headers::USERNAME, u);
         }
         if let Some(ct) = &m.properties.content_type {
-            hs.push(header(headers::CONTENT_TYPE, ct.as_str()));
+            vs.push(headers::CONTENT_TYPE, ct);
         }
-        hs.push((
-            headers::PUBLISH_TIME.to_string(),
-            Some(Bytes::from(p.publish_ms.to_string())),
-        ));
-        hs.push(header(headers::MESSAGE_ID, p.id));
+        vs.push_display(headers::PUBLISH_TIME, p.publish_ms);
+        vs.push_display(headers::MESSAGE_ID, p.id);
+        vs.into_headers(&mut hs);
         for (k, v) in &m.properties.user_properties {
             hs.push((
-                format!("{}{k}", headers::USER_PREFIX),
+                Cow::Owned(format!("{}{k}", headers::USER_PREFIX)),
                 Some(Bytes::copy_from_slice(v.as_bytes())),
             ));
         }
         for (name, t) in &r.headers {
-            hs.push((name.clone(), Some(Bytes::from(t.render(p)))));
+            hs.push((Cow::Owned(name.clone()), Some(Bytes::from(t.render(p)))));
         }
         let key = r.key.render(p);
         out.push(Record {
@@ -165,7 +216,7 @@ mod tests {
             message: &m,
             username: Some("alice"),
             publish_ms: 1234,
-            id: "id-1",
+            id: MessageId::Given("id-1"),
         };
         let out = map(&rs, &p);
         assert_eq!(out.len(), 1);
@@ -208,7 +259,7 @@ mod tests {
                 message: &m,
                 username: None,
                 publish_ms: 1,
-                id: "x",
+                id: MessageId::Given("x"),
             },
         );
         assert_eq!(&*out[0].topic, "orders");

@@ -84,7 +84,7 @@ pub fn decode(b: &[u8]) -> Option<Stored> {
     let n = r.u32()? as usize;
     let mut headers = Vec::with_capacity(n.min(1024));
     for _ in 0..n {
-        headers.push((r.string()?, r.bytes()?));
+        headers.push((r.string()?.into(), r.bytes()?));
     }
     if !r.0.is_empty() {
         return None;

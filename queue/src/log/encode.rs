@@ -19,13 +19,22 @@ pub struct EncodeRecord<'a, H = String> {
     pub timestamp_ms: i64,
 }
 
+fn zigzag(v: i64) -> u64 {
+    ((v << 1) ^ (v >> 63)) as u64
+}
+
 fn put_varlong(buf: &mut BytesMut, v: i64) {
-    let mut z = ((v << 1) ^ (v >> 63)) as u64;
+    let mut z = zigzag(v);
     while z >= 0x80 {
         buf.put_u8((z as u8) | 0x80);
         z >>= 7;
     }
     buf.put_u8(z as u8);
+}
+
+fn varlong_len(v: i64) -> usize {
+    let bits = 64 - zigzag(v).leading_zeros() as usize;
+    bits.max(1).div_ceil(7)
 }
 
 fn put_bytes(buf: &mut BytesMut, b: Option<&[u8]>) {
@@ -38,7 +47,28 @@ fn put_bytes(buf: &mut BytesMut, b: Option<&[u8]>) {
     }
 }
 
-/// Encodes `records` (at least one) as a batch with base offset 0.
+fn bytes_len(b: Option<&[u8]>) -> usize {
+    b.map_or(1, |b| varlong_len(b.len() as i64) + b.len())
+}
+
+/// Bytes of record `i` after its length prefix.
+fn record_len<H: AsRef<str>>(r: &EncodeRecord<'_, H>, i: usize, base_ts: i64) -> usize {
+    1 + varlong_len(r.timestamp_ms.saturating_sub(base_ts))
+        + varlong_len(i as i64)
+        + bytes_len(r.key)
+        + bytes_len(r.value)
+        + varlong_len(r.headers.len() as i64)
+        + r.headers
+            .iter()
+            .map(|(n, v)| bytes_len(Some(n.as_ref().as_bytes())) + bytes_len(v.as_deref()))
+            .sum::<usize>()
+}
+
+/// Batch header bytes before the first record.
+const HEADER: usize = 61;
+
+/// Encodes `records` (at least one) as a batch with base offset 0. Sizes
+/// are worked out first so that every record is written once, in place.
 pub fn encode_batch<H: AsRef<str>>(records: &[EncodeRecord<'_, H>]) -> Bytes {
     let base_ts = records.first().map_or(0, |r| r.timestamp_ms);
     let max_ts = records
@@ -46,26 +76,15 @@ pub fn encode_batch<H: AsRef<str>>(records: &[EncodeRecord<'_, H>]) -> Bytes {
         .map(|r| r.timestamp_ms)
         .max()
         .unwrap_or(base_ts);
-    let mut body = BytesMut::new();
-    let mut rec = BytesMut::new();
-    for (i, r) in records.iter().enumerate() {
-        rec.clear();
-        rec.put_i8(0); // record attributes: unused
-        put_varlong(&mut rec, r.timestamp_ms.saturating_sub(base_ts));
-        put_varlong(&mut rec, i as i64);
-        put_bytes(&mut rec, r.key);
-        put_bytes(&mut rec, r.value);
-        put_varlong(&mut rec, r.headers.len() as i64);
-        for (name, value) in r.headers {
-            put_bytes(&mut rec, Some(name.as_ref().as_bytes()));
-            put_bytes(&mut rec, value.as_deref());
-        }
-        put_varlong(&mut body, rec.len() as i64);
-        body.put_slice(&rec);
-    }
-    let mut out = BytesMut::with_capacity(61 + body.len());
+    let lens: Vec<usize> = records
+        .iter()
+        .enumerate()
+        .map(|(i, r)| record_len(r, i, base_ts))
+        .collect();
+    let body: usize = lens.iter().map(|&n| varlong_len(n as i64) + n).sum();
+    let mut out = BytesMut::with_capacity(HEADER + body);
     out.put_i64(0); // base offset, patched on append
-    out.put_i32((49 + body.len()) as i32); // batch length: bytes after this field
+    out.put_i32((HEADER - 12 + body) as i32); // batch length: bytes after this field
     out.put_i32(0); // partition leader epoch
     out.put_i8(2); // magic
     out.put_u32(0); // CRC, filled below
@@ -77,7 +96,20 @@ pub fn encode_batch<H: AsRef<str>>(records: &[EncodeRecord<'_, H>]) -> Bytes {
     out.put_i16(-1); // producer epoch
     out.put_i32(-1); // base sequence
     out.put_i32(records.len() as i32);
-    out.put_slice(&body);
+    for (i, (r, len)) in records.iter().zip(lens).enumerate() {
+        put_varlong(&mut out, len as i64);
+        out.put_i8(0); // record attributes: unused
+        put_varlong(&mut out, r.timestamp_ms.saturating_sub(base_ts));
+        put_varlong(&mut out, i as i64);
+        put_bytes(&mut out, r.key);
+        put_bytes(&mut out, r.value);
+        put_varlong(&mut out, r.headers.len() as i64);
+        for (name, value) in r.headers {
+            put_bytes(&mut out, Some(name.as_ref().as_bytes()));
+            put_bytes(&mut out, value.as_deref());
+        }
+    }
+    debug_assert_eq!(out.len(), HEADER + body, "record sizes worked out wrong");
     let crc = crc32c::crc32c(&out[21..]);
     out[17..21].copy_from_slice(&crc.to_be_bytes());
     out.freeze()
@@ -119,5 +151,27 @@ mod tests {
         assert_eq!(set.records[1].timestamp, 900);
         assert_eq!(set.records[1].offset, 1);
         assert!(set.records[1].value.is_none());
+    }
+
+    #[test]
+    fn varlong_lengths_match_what_is_written() {
+        for v in [
+            0,
+            1,
+            -1,
+            63,
+            64,
+            -64,
+            -65,
+            8191,
+            8192,
+            i64::MAX,
+            i64::MIN,
+            1 << 40,
+        ] {
+            let mut b = BytesMut::new();
+            put_varlong(&mut b, v);
+            assert_eq!(varlong_len(v), b.len(), "{v}");
+        }
     }
 }
