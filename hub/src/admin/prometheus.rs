@@ -369,6 +369,21 @@ pub fn text(state: &AdminState) -> String {
                 "Uplink records neither Kafka nor the dead-letter topic took (kafka backend).",
                 g(&c.dropped_undeliverable),
             ),
+            (
+                "receipts_written",
+                "Delivery receipts appended to their receipts topic.",
+                g(&c.receipts_written),
+            ),
+            (
+                "receipts_dropped",
+                "Delivery receipts dropped because their channel was full.",
+                g(&c.receipts_dropped),
+            ),
+            (
+                "receipts_failed",
+                "Delivery receipts that could not be appended.",
+                g(&c.receipts_failed),
+            ),
         ] {
             o.one(&format!("hub_bridge_{name}_total"), "counter", help, v);
         }
