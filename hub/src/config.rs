@@ -458,6 +458,19 @@ mod tests {
     #[test]
     fn shipped_example_config_loads() {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs/hub.toml");
-        Config::load(&path).unwrap();
+        let c = Config::load(&path).unwrap();
+        // What the quick start (no --config: this file, compiled in) runs.
+        let rules = c.bridge.compile().unwrap();
+        let up = &rules.uplink[0];
+        assert_eq!(
+            (up.filter.as_str(), up.topic.as_deref()),
+            ("devices/+/up/#", Some("device-up"))
+        );
+        let down = &rules.downlink[0];
+        assert_eq!(down.topic, "device-down");
+        assert_eq!(down.receipts_topic.as_deref(), Some("device-receipts"));
+        assert_eq!(c.mqtt.listen.port(), 1883);
+        assert_eq!(c.queue.listen.port(), 9092);
+        assert_eq!(c.admin.listen.port(), 8080);
     }
 }

@@ -1,6 +1,7 @@
-//! `hub`: runs the MQTT hub. With no arguments it uses the embedded defaults
-//! (MQTT on 1883, state in ./data); `--config` loads a TOML file and flags
-//! override single fields. `hub user add|remove|list` edits a credentials file.
+//! `hub`: runs the MQTT hub. With no arguments it uses the embedded defaults:
+//! the shipped `configs/hub.toml`, compiled in (MQTT on 1883, the queue on
+//! 9092, the admin API on 8080, state in ./data, the example bridge rules);
+//! `--config` loads a TOML file and flags override single fields. `hub user add|remove|list` edits a credentials file.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -11,6 +12,10 @@ use clap::Parser;
 #[global_allocator]
 static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 use hub::config::{Config, FlushPolicy};
+
+/// The shipped example config: the defaults plus working bridge rules, so
+/// the quick start maps `devices/+/up/#` and `device-down` out of the box.
+const SHIPPED_CONFIG: &str = include_str!("../../configs/hub.toml");
 
 #[derive(Parser, Debug)]
 #[command(name = "hub", version, about = "MQTT-first IoT message hub")]
@@ -70,7 +75,7 @@ fn main() -> anyhow::Result<()> {
     }
     let mut config = match &args.config {
         Some(path) => Config::load(path)?,
-        None => Config::default(),
+        None => Config::parse(SHIPPED_CONFIG).context("the embedded configs/hub.toml")?,
     };
     if let Some(d) = args.data_dir {
         config.data_dir = d;
