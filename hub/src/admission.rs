@@ -209,10 +209,10 @@ impl Broker {
 
     /// Removes a session and everything it holds.
     pub fn discard(&self, session: &Arc<SessionShared>, ops: &mut Vec<Op>) {
-        let (subs, in_store): (Vec<String>, bool) = {
+        let (subs, in_store, parked) = {
             let mut inner = session.inner();
             inner.discarded = true;
-            inner.parked = None;
+            let parked = inner.parked.take();
             let in_store = std::mem::take(&mut inner.in_store);
             let subs = inner
                 .subscriptions
@@ -220,9 +220,22 @@ impl Broker {
                 .into_iter()
                 .map(|s| s.filter)
                 .collect::<Vec<_>>();
-            (subs, in_store)
+            (subs, in_store, parked)
         };
         self.remove_subscriptions(session, subs.iter().map(|s| s.as_str()));
+        // Receipts for commands the session still held: sent but not
+        // acknowledged (a QoS 2 one past PUBREC has reached the device),
+        // then queued.
+        let in_flight = parked.iter().flat_map(|p| p.outgoing.iter());
+        for o in in_flight.filter(|o| o.delivery.message.receipt.is_some()) {
+            let (status, why) = if o.released {
+                (bridge::receipts::Status::Acked, None)
+            } else {
+                (bridge::receipts::Status::Dropped, Some("session ended"))
+            };
+            let m = &o.delivery.message;
+            crate::receipts::report(self, m, &session.client_id, status, why);
+        }
         let left = session.outbox().drain();
         for q in left.iter().filter(|q| q.message.receipt.is_some()) {
             crate::receipts::report(

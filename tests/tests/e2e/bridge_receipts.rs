@@ -3,12 +3,14 @@
 //! them (or do not), and kcat reads one receipt per delivery from the
 //! receipts topic: `acked` when the device acknowledged, `expired` when a
 //! command with `mqtt.expiry` outlived it in an offline session, `dropped`
-//! with the reason when no device subscribes; the request survives a hub
-//! restart in the session store.
+//! with the reason when no device subscribes or its session ends with
+//! commands still unacknowledged; the request survives a hub restart in
+//! the session store.
 
 use std::collections::HashMap;
 use std::time::Duration;
 
+use mqtt::{Protocol, QoS};
 use serde_json::Value;
 use tests::*;
 
@@ -167,4 +169,28 @@ async fn receipt_request_survives_a_hub_restart() {
     let r = receipts(&hub, 1).await;
     assert_eq!(r[&0]["status"], "acked");
     assert_eq!(r[&0]["client_id"], "d2");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expired_session_reports_its_unacknowledged_commands_as_dropped() {
+    let hub = hub_with_receipts().await;
+    // A raw client: it takes the command and never acknowledges it.
+    let mut c = connect_packet(Protocol::V5, "d3", false);
+    c.properties.session_expiry_interval = Some(1);
+    let (mut dev, _) = RawClient::connect_with(hub.addr, c).await;
+    dev.sub(1, "devices/d3/down", QoS::AtLeastOnce).await;
+    produce(&hub, "d3:first", &[]).await; // offset 0: in flight, never acked
+    assert_eq!(&dev.recv_publish().await.payload[..], b"first");
+    drop(dev);
+    hub.wait_disconnected("d3").await;
+    produce(&hub, "d3:second", &[]).await; // offset 1: queued while away
+    taken(&hub, 2).await;
+
+    // The session expires after 1 s; the hub's expiry check discards it.
+    let r = receipts(&hub, 2).await;
+    for offset in [0, 1] {
+        assert_eq!(r[&offset]["status"], "dropped", "{:?}", r[&offset]);
+        assert_eq!(r[&offset]["reason"], "session ended");
+        assert_eq!(r[&offset]["client_id"], "d3");
+    }
 }
