@@ -355,13 +355,7 @@ impl Bridge {
 
     /// The edge-agent id of `m`, if it is a repeat within the window.
     pub fn edge_id<'m>(&self, m: &'m Message) -> Option<&'m str> {
-        let active = self.active();
-        let prop = &active.0.dedupe.property;
-        m.properties
-            .user_properties
-            .iter()
-            .find(|(k, _)| k == prop)
-            .map(|(_, v)| v.as_str())
+        edge_id_of(&self.active().0.dedupe.property, m)
     }
 
     /// Whether `id` was accepted recently (the publish is then dropped).
@@ -387,13 +381,13 @@ impl Bridge {
 
     /// Hands a publish to the uplink rules; `None` if none matched.
     pub async fn uplink(&self, m: &Message, username: Option<&str>) -> Option<UplinkAck> {
-        let sink = read(&self.sink)?;
         let active = self.active();
-        let (_, rules) = &*active;
+        let (cfg, rules) = &*active;
         if rules.uplink.is_empty() {
             return None;
         }
-        let id = match self.edge_id(m) {
+        let sink = read(&self.sink)?;
+        let id = match edge_id_of(&cfg.dedupe.property, m) {
             Some(id) => uplink::MessageId::Given(id),
             None => uplink::MessageId::Generated {
                 boot: self.boot,
@@ -450,6 +444,15 @@ impl Bridge {
     pub fn delay(&self) -> Option<Arc<DelayStore>> {
         read(&self.delay)
     }
+}
+
+/// The value of user property `prop` (the edge agent's message id).
+fn edge_id_of<'m>(prop: &str, m: &'m Message) -> Option<&'m str> {
+    m.properties
+        .user_properties
+        .iter()
+        .find(|(k, _)| k == prop)
+        .map(|(_, v)| v.as_str())
 }
 
 fn read<T: Clone>(l: &RwLock<Option<T>>) -> Option<T> {

@@ -208,7 +208,9 @@ pub async fn publish(
     let Some(b) = broker.bridge.get() else {
         return (broker.publish(message).await, Hook::Plain);
     };
-    if let (Some(parsed), Some(store)) = (bridge::parse_delayed(&message.topic), b.delay()) {
+    // Only `$delayed/` topics look up the delay store.
+    let delayed = bridge::parse_delayed(&message.topic).and_then(|p| Some((p, b.delay()?)));
+    if let Some((parsed, store)) = delayed {
         let answer = match parsed {
             Err(why) => {
                 tracing::debug!(topic = %message.topic, why, "bad delayed topic");
