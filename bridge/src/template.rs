@@ -93,22 +93,26 @@ impl Template {
 
     pub fn render(&self, v: &dyn Vars) -> String {
         let mut out = String::new();
-        for p in &self.parts {
-            match p {
-                Part::Text(t) => out.push_str(t),
-                Part::ClientId => out.push_str(v.client_id()),
-                Part::Username => out.push_str(v.username()),
-                Part::Topic => out.push_str(v.topic()),
-                Part::Level(n) => out.push_str(v.topic().split('/').nth(n - 1).unwrap_or("")),
-                Part::Qos => {
-                    let _ = write!(out, "{}", v.qos());
-                }
-                Part::User(name) => out.push_str(v.user_property(name).unwrap_or("")),
-                Part::Key => out.push_str(v.key()),
-                Part::Header(name) => out.push_str(v.header(name).unwrap_or("")),
-            }
-        }
+        self.render_into(v, &mut out);
         out
+    }
+
+    /// Appends the rendered text to `out` (no allocation of its own).
+    pub fn render_into(&self, v: &dyn Vars, out: &mut impl Write) {
+        for p in &self.parts {
+            // Writing to a String or BytesMut cannot fail.
+            let _ = match p {
+                Part::Text(t) => out.write_str(t),
+                Part::ClientId => out.write_str(v.client_id()),
+                Part::Username => out.write_str(v.username()),
+                Part::Topic => out.write_str(v.topic()),
+                Part::Level(n) => out.write_str(v.topic().split('/').nth(n - 1).unwrap_or("")),
+                Part::Qos => out.write_char(char::from(b'0' + v.qos().min(2))),
+                Part::User(name) => out.write_str(v.user_property(name).unwrap_or("")),
+                Part::Key => out.write_str(v.key()),
+                Part::Header(name) => out.write_str(v.header(name).unwrap_or("")),
+            };
+        }
     }
 }
 

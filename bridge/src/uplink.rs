@@ -2,7 +2,7 @@
 //! record each one makes (topic, key, metadata headers, rule headers).
 
 use std::borrow::Cow;
-use std::fmt::{self, Write as _};
+use std::fmt;
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
@@ -79,38 +79,76 @@ pub struct Record {
     pub timestamp_ms: i64,
 }
 
-/// The record's metadata header values, written into one buffer and
-/// handed out as views of it (one allocation instead of one per header).
+/// The record's key and metadata header values, written into one buffer
+/// and handed out as views of it (one allocation instead of one per value).
 struct Values {
     buf: BytesMut,
-    /// (name, end offset in `buf`), in order.
-    ends: Vec<(&'static str, usize)>,
+    /// (name, start, end) in `buf`, in order.
+    spans: Vec<(&'static str, usize, usize)>,
 }
 
 impl Values {
     fn with_capacity(n: usize) -> Values {
         Values {
             buf: BytesMut::with_capacity(n),
-            ends: Vec::with_capacity(8),
+            spans: Vec::with_capacity(8),
         }
     }
     fn push(&mut self, name: &'static str, value: &str) {
+        let start = self.buf.len();
         self.buf.extend_from_slice(value.as_bytes());
-        self.ends.push((name, self.buf.len()));
+        self.spans.push((name, start, self.buf.len()));
     }
-    fn push_display(&mut self, name: &'static str, value: impl fmt::Display) {
-        // Writing into a BytesMut cannot fail.
-        let _ = write!(self.buf, "{value}");
-        self.ends.push((name, self.buf.len()));
+    fn push_decimal(&mut self, name: &'static str, v: u64) {
+        let start = self.buf.len();
+        put_decimal(&mut self.buf, v);
+        self.spans.push((name, start, self.buf.len()));
     }
-    fn into_headers(self, out: &mut Vec<(HeaderName, Option<Bytes>)>) {
+    fn push_id(&mut self, name: &'static str, id: MessageId<'_>) {
+        let start = self.buf.len();
+        match id {
+            MessageId::Given(s) => self.buf.extend_from_slice(s.as_bytes()),
+            MessageId::Generated { boot, seq } => {
+                put_hex12(&mut self.buf, boot);
+                self.buf.extend_from_slice(b"-");
+                put_decimal(&mut self.buf, seq);
+            }
+        }
+        self.spans.push((name, start, self.buf.len()));
+    }
+    /// The headers, and the frozen buffer for other views (the key).
+    fn into_headers(self, out: &mut Vec<(HeaderName, Option<Bytes>)>) -> Bytes {
         let all = self.buf.freeze();
-        let mut start = 0;
-        for (name, end) in self.ends {
+        for (name, start, end) in self.spans {
             out.push((Cow::Borrowed(name), Some(all.slice(start..end))));
-            start = end;
+        }
+        all
+    }
+}
+
+/// Decimal digits without the formatting machinery (two per record).
+fn put_decimal(buf: &mut BytesMut, mut v: u64) {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
         }
     }
+    buf.extend_from_slice(&digits[i..]);
+}
+
+/// The low 48 bits as 12 lowercase hex digits (a generated id's boot part).
+fn put_hex12(buf: &mut BytesMut, v: u64) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut out = [0u8; 12];
+    for (i, d) in out.iter_mut().enumerate() {
+        *d = HEX[((v >> (4 * (11 - i))) & 0xf) as usize];
+    }
+    buf.extend_from_slice(&out);
 }
 
 fn qos_text(qos: u8) -> &'static str {
@@ -150,9 +188,13 @@ pub fn map(rules: &[UplinkRule], p: &Published<'_>) -> Vec<Record> {
         if let Some(ct) = &m.properties.content_type {
             vs.push(headers::CONTENT_TYPE, ct);
         }
-        vs.push_display(headers::PUBLISH_TIME, p.publish_ms);
-        vs.push_display(headers::MESSAGE_ID, p.id);
-        vs.into_headers(&mut hs);
+        vs.push_decimal(headers::PUBLISH_TIME, p.publish_ms.max(0) as u64);
+        vs.push_id(headers::MESSAGE_ID, p.id);
+        let key_start = vs.buf.len();
+        r.key.render_into(p, &mut vs.buf);
+        let key_end = vs.buf.len();
+        let all = vs.into_headers(&mut hs);
+        let key = (key_end > key_start).then(|| all.slice(key_start..key_end));
         for (k, v) in &m.properties.user_properties {
             hs.push((
                 Cow::Owned(format!("{}{k}", headers::USER_PREFIX)),
@@ -162,11 +204,10 @@ pub fn map(rules: &[UplinkRule], p: &Published<'_>) -> Vec<Record> {
         for (name, t) in &r.headers {
             hs.push((Cow::Owned(name.clone()), Some(Bytes::from(t.render(p)))));
         }
-        let key = r.key.render(p);
         out.push(Record {
             rule: r.index,
             topic,
-            key: (!key.is_empty()).then(|| Bytes::from(key)),
+            key,
             value: m.payload.clone(),
             headers: hs,
             timestamp_ms: p.publish_ms,
@@ -266,5 +307,23 @@ mod tests {
         assert_eq!(out[0].key.as_deref(), Some(&b"eu"[..]));
         assert_eq!(get(&out[0], headers::SECOND_TOPIC), Some(&b"eu/42"[..]));
         assert_eq!(get(&out[0], headers::USERNAME), None);
+
+        // A generated id reads as its Display form; an empty key is none.
+        let rs = rules("[[uplink]]\nfilter = \"#\"\ntopic = \"t\"\nkey = \"${user k}\"\n");
+        let id = MessageId::Generated {
+            boot: 0xab_cdef,
+            seq: 1_234_567_890,
+        };
+        let p = Published {
+            message: &m,
+            username: None,
+            publish_ms: 1_700_000_000_123,
+            id,
+        };
+        let r = &map(&rs, &p)[0];
+        assert_eq!(get(r, headers::MESSAGE_ID), Some(id.to_string().as_bytes()));
+        assert_eq!(id.to_string(), "000000abcdef-1234567890");
+        assert_eq!(get(r, headers::PUBLISH_TIME), Some(&b"1700000000123"[..]));
+        assert_eq!(r.key, None);
     }
 }
