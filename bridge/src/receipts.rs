@@ -18,6 +18,7 @@ use tokio::sync::{mpsc, watch};
 
 use crate::counters::Counters;
 use crate::delayed::now_ms;
+use crate::headers;
 
 /// Reports waiting to be appended; beyond this, new ones are dropped.
 pub const CHANNEL_CAPACITY: usize = 16_384;
@@ -28,14 +29,12 @@ const BATCH: usize = 512;
 pub const STATUS: &str = "receipt-status";
 /// Header: why a delivery was dropped (or refused by the device).
 pub const REASON: &str = "receipt-reason";
-/// Headers naming the command record the receipt is for.
+/// Headers naming the command record the receipt is for. The device's
+/// client id and the MQTT topic ride in the uplink's `mqtt.client-id` and
+/// `mqtt.topic` headers.
 pub const COMMAND_TOPIC: &str = "command-topic";
 pub const COMMAND_PARTITION: &str = "command-partition";
 pub const COMMAND_OFFSET: &str = "command-offset";
-/// Header: the client id of the device the copy was for.
-pub const CLIENT_ID: &str = "mqtt.client-id";
-/// Header: the MQTT topic the command was delivered on.
-pub const MQTT_TOPIC: &str = "mqtt.topic";
 
 /// Which command a receipt is for and where receipts go.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -71,7 +70,8 @@ impl ReceiptRequest {
 }
 
 /// What became of one delivery of a command.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Status {
     /// The device acknowledged it (PUBACK, or PUBCOMP at QoS 2).
     Acked,
@@ -105,13 +105,26 @@ pub struct Report {
     pub at_ms: i64,
 }
 
+/// The JSON value of a receipt record.
+#[derive(serde::Serialize)]
+struct Value<'a> {
+    status: Status,
+    client_id: &'a str,
+    mqtt_topic: &'a str,
+    command_topic: &'a str,
+    partition: i32,
+    offset: i64,
+    reason: Option<&'a str>,
+    at_ms: i64,
+}
+
 impl Report {
-    /// The receipt record: key = client id, headers for filtering without
-    /// parsing, and the same facts as a JSON value for clients that only
-    /// print values (kcat's default).
+    /// The receipt record: key = client id (none for "no subscriber"),
+    /// headers for filtering without parsing, and the same facts as a JSON
+    /// value for clients that only print values (kcat's default).
     pub fn to_message(&self) -> queue::Message {
         let r = &self.request;
-        let text = |s: &str| Some(Bytes::from(s.to_string()));
+        let text = |s: &str| Some(Bytes::copy_from_slice(s.as_bytes()));
         let mut headers = vec![
             (STATUS.to_string(), text(self.status.as_str())),
             (COMMAND_TOPIC.to_string(), text(&r.command_topic)),
@@ -120,45 +133,32 @@ impl Report {
                 text(&r.partition.to_string()),
             ),
             (COMMAND_OFFSET.to_string(), text(&r.offset.to_string())),
-            (CLIENT_ID.to_string(), text(&self.client_id)),
-            (MQTT_TOPIC.to_string(), text(&self.mqtt_topic)),
+            (headers::CLIENT_ID.to_string(), text(&self.client_id)),
+            (headers::TOPIC.to_string(), text(&self.mqtt_topic)),
         ];
         if let Some(why) = &self.reason {
             headers.push((REASON.to_string(), text(why)));
         }
-        let value = format!(
-            "{{\"status\":\"{}\",\"client_id\":{},\"mqtt_topic\":{},\"command_topic\":{},\"partition\":{},\"offset\":{},\"reason\":{},\"at_ms\":{}}}",
-            self.status.as_str(),
-            json_string(&self.client_id),
-            json_string(&self.mqtt_topic),
-            json_string(&r.command_topic),
-            r.partition,
-            r.offset,
-            self.reason.as_deref().map_or("null".to_string(), json_string),
-            self.at_ms,
-        );
+        let value = Value {
+            status: self.status,
+            client_id: &self.client_id,
+            mqtt_topic: &self.mqtt_topic,
+            command_topic: &r.command_topic,
+            partition: r.partition,
+            offset: r.offset,
+            reason: self.reason.as_deref(),
+            at_ms: self.at_ms,
+        };
         queue::Message {
-            key: Some(Bytes::from(self.client_id.clone())),
-            value: Some(Bytes::from(value)),
+            key: (!self.client_id.is_empty())
+                .then(|| text(&self.client_id))
+                .flatten(),
+            // A struct of strings and numbers always serialises.
+            value: serde_json::to_vec(&value).ok().map(Bytes::from),
             headers,
             timestamp_ms: self.at_ms,
         }
     }
-}
-
-fn json_string(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
 }
 
 /// The hub's end of the receipts channel.
@@ -319,12 +319,20 @@ mod tests {
         };
         let m = rep.to_message();
         assert_eq!(m.key.as_deref(), Some(&b"d\"1"[..]));
-        let h = |n: &str| crate::headers::get(&m.headers, n).map(str::to_string);
+        let h = |n: &str| headers::get(&m.headers, n).map(str::to_string);
         assert_eq!(h(STATUS).as_deref(), Some("dropped"));
         assert_eq!(h(COMMAND_OFFSET).as_deref(), Some("7"));
         assert_eq!(h(REASON).as_deref(), Some("session queue full"));
         let v = std::str::from_utf8(m.value.as_deref().unwrap()).unwrap();
         assert!(v.contains(r#""client_id":"d\"1""#), "{v}");
         assert!(v.contains(r#""reason":"session queue full""#), "{v}");
+        assert!(v.contains(r#""status":"dropped""#), "{v}");
+
+        // "No subscriber" has no device: no key.
+        let nobody = Report {
+            client_id: String::new(),
+            ..rep
+        };
+        assert_eq!(nobody.to_message().key, None);
     }
 }

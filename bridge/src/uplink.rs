@@ -83,26 +83,33 @@ pub struct Record {
 /// and handed out as views of it (one allocation instead of one per value).
 struct Values {
     buf: BytesMut,
-    /// (name, start, end) in `buf`, in order.
-    spans: Vec<(&'static str, usize, usize)>,
+    /// (name, start, end) in `buf`, in order: at most the eight metadata
+    /// headers, so a fixed array (no allocation per record).
+    spans: [(&'static str, usize, usize); 8],
+    n: usize,
 }
 
 impl Values {
     fn with_capacity(n: usize) -> Values {
         Values {
             buf: BytesMut::with_capacity(n),
-            spans: Vec::with_capacity(8),
+            spans: [("", 0, 0); 8],
+            n: 0,
         }
+    }
+    fn span(&mut self, name: &'static str, start: usize) {
+        self.spans[self.n] = (name, start, self.buf.len());
+        self.n += 1;
     }
     fn push(&mut self, name: &'static str, value: &str) {
         let start = self.buf.len();
         self.buf.extend_from_slice(value.as_bytes());
-        self.spans.push((name, start, self.buf.len()));
+        self.span(name, start);
     }
     fn push_decimal(&mut self, name: &'static str, v: u64) {
         let start = self.buf.len();
         put_decimal(&mut self.buf, v);
-        self.spans.push((name, start, self.buf.len()));
+        self.span(name, start);
     }
     fn push_id(&mut self, name: &'static str, id: MessageId<'_>) {
         let start = self.buf.len();
@@ -114,12 +121,12 @@ impl Values {
                 put_decimal(&mut self.buf, seq);
             }
         }
-        self.spans.push((name, start, self.buf.len()));
+        self.span(name, start);
     }
     /// The headers, and the frozen buffer for other views (the key).
     fn into_headers(self, out: &mut Vec<(HeaderName, Option<Bytes>)>) -> Bytes {
         let all = self.buf.freeze();
-        for (name, start, end) in self.spans {
+        for &(name, start, end) in &self.spans[..self.n] {
             out.push((Cow::Borrowed(name), Some(all.slice(start..end))));
         }
         all

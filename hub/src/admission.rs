@@ -5,6 +5,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use bridge::receipts::Status;
 use mqtt::message::Message;
 use mqtt::session::server::SessionState;
 use mqtt::{Connect, LastWill, ReasonCode};
@@ -227,24 +228,16 @@ impl Broker {
         // acknowledged (a QoS 2 one past PUBREC has reached the device),
         // then queued.
         let in_flight = parked.iter().flat_map(|p| p.outgoing.iter());
-        for o in in_flight.filter(|o| o.delivery.message.receipt.is_some()) {
-            let (status, why) = if o.released {
-                (bridge::receipts::Status::Acked, None)
-            } else {
-                (bridge::receipts::Status::Dropped, Some("session ended"))
-            };
-            let m = &o.delivery.message;
-            crate::receipts::report(self, m, &session.client_id, status, why);
-        }
+        let in_flight = in_flight.map(|o| (&o.delivery.message, o.released));
         let left = session.outbox().drain();
-        for q in left.iter().filter(|q| q.message.receipt.is_some()) {
-            crate::receipts::report(
-                self,
-                &q.message,
-                &session.client_id,
-                bridge::receipts::Status::Dropped,
-                Some("session ended"),
-            );
+        let queued = left.iter().map(|q| (&q.message, false));
+        for (m, released) in in_flight.chain(queued) {
+            let (status, why) = if released {
+                (Status::Acked, None)
+            } else {
+                (Status::Dropped, Some("session ended"))
+            };
+            crate::receipts::report(self, m, &session.client_id, status, why);
         }
         self.made_room();
         self.sessions

@@ -1,7 +1,8 @@
 //! `hub`: runs the MQTT hub. With no arguments it uses the embedded defaults:
 //! the shipped `configs/hub.toml`, compiled in (MQTT on 1883, the queue on
 //! 9092, the admin API on 8080, state in ./data, the example bridge rules);
-//! `--config` loads a TOML file and flags override single fields. `hub user add|remove|list` edits a credentials file.
+//! `--config` loads a TOML file and flags override single fields.
+//! `hub user add|remove|list` edits a credentials file.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
