@@ -22,4 +22,5 @@ mod util;
 pub use broker::{Broker, Message, PartitionLag, StoredMessage};
 pub use config::{FlushPolicy, QueueConfig, RetentionConfig};
 pub use error::{ErrorCode, QueueError, Result};
+pub use log::encoded::{EncodedRecord, RecordWriter};
 pub use state::{CommittedOffset, RedbStore, StateStore};

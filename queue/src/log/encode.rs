@@ -4,7 +4,11 @@
 //! keeps record headers in a map, and repeated header names (MQTT user
 //! properties may repeat) must survive as sent.
 
+use std::borrow::Borrow;
+
 use bytes::{BufMut, Bytes, BytesMut};
+
+use super::encoded::EncodedRecord;
 
 /// One record to encode. Header names are anything that reads as a string,
 /// so a producer with fixed names (the bridge) need not allocate them.
@@ -23,7 +27,7 @@ fn zigzag(v: i64) -> u64 {
     ((v << 1) ^ (v >> 63)) as u64
 }
 
-fn put_varlong(buf: &mut BytesMut, v: i64) {
+pub(crate) fn put_varlong(buf: &mut BytesMut, v: i64) {
     let mut z = zigzag(v);
     while z >= 0x80 {
         buf.put_u8((z as u8) | 0x80);
@@ -32,7 +36,7 @@ fn put_varlong(buf: &mut BytesMut, v: i64) {
     buf.put_u8(z as u8);
 }
 
-fn varlong_len(v: i64) -> usize {
+pub(crate) fn varlong_len(v: i64) -> usize {
     let bits = 64 - zigzag(v).leading_zeros() as usize;
     bits.max(1).div_ceil(7)
 }
@@ -83,19 +87,7 @@ pub fn encode_batch<H: AsRef<str>>(records: &[EncodeRecord<'_, H>]) -> Bytes {
         .collect();
     let body: usize = lens.iter().map(|&n| varlong_len(n as i64) + n).sum();
     let mut out = BytesMut::with_capacity(HEADER + body);
-    out.put_i64(0); // base offset, patched on append
-    out.put_i32((HEADER - 12 + body) as i32); // batch length: bytes after this field
-    out.put_i32(0); // partition leader epoch
-    out.put_i8(2); // magic
-    out.put_u32(0); // CRC, filled below
-    out.put_i16(0); // attributes: no compression, create time
-    out.put_i32(records.len().saturating_sub(1) as i32);
-    out.put_i64(base_ts);
-    out.put_i64(max_ts);
-    out.put_i64(-1); // producer id
-    out.put_i16(-1); // producer epoch
-    out.put_i32(-1); // base sequence
-    out.put_i32(records.len() as i32);
+    put_header(&mut out, body, records.len(), base_ts, max_ts);
     for (i, (r, len)) in records.iter().zip(lens).enumerate() {
         put_varlong(&mut out, len as i64);
         out.put_i8(0); // record attributes: unused
@@ -110,9 +102,72 @@ pub fn encode_batch<H: AsRef<str>>(records: &[EncodeRecord<'_, H>]) -> Bytes {
         }
     }
     debug_assert_eq!(out.len(), HEADER + body, "record sizes worked out wrong");
+    seal(out)
+}
+
+/// The batch header for `n` records of `body` bytes, base offset 0, CRC
+/// left for `seal`.
+fn put_header(out: &mut BytesMut, body: usize, n: usize, base_ts: i64, max_ts: i64) {
+    out.put_i64(0); // base offset, patched on append
+    out.put_i32((HEADER - 12 + body) as i32); // batch length: bytes after this field
+    out.put_i32(0); // partition leader epoch
+    out.put_i8(2); // magic
+    out.put_u32(0); // CRC, filled by `seal`
+    out.put_i16(0); // attributes: no compression, create time
+    out.put_i32(n.saturating_sub(1) as i32);
+    out.put_i64(base_ts);
+    out.put_i64(max_ts);
+    out.put_i64(-1); // producer id
+    out.put_i16(-1); // producer epoch
+    out.put_i32(-1); // base sequence
+    out.put_i32(n as i32);
+}
+
+/// Fills in the CRC (of everything after it).
+fn seal(mut out: BytesMut) -> Bytes {
     let crc = crc32c::crc32c(&out[21..]);
     out[17..21].copy_from_slice(&crc.to_be_bytes());
     out.freeze()
+}
+
+/// Encodes records written ahead (at least one) as a batch with base
+/// offset 0; a record without a create time gets `now_ms`. Each record
+/// costs its framing and one copy of its body.
+pub fn encode_encoded_batch<R: Borrow<EncodedRecord>>(records: &[R], now_ms: i64) -> Bytes {
+    let ts = |r: &R| {
+        let t = r.borrow().timestamp_ms();
+        if t > 0 {
+            t
+        } else {
+            now_ms
+        }
+    };
+    let base_ts = records.first().map_or(0, ts);
+    let max_ts = records.iter().map(ts).max().unwrap_or(base_ts);
+    let len = |i: usize, r: &R| {
+        1 + varlong_len(ts(r).saturating_sub(base_ts))
+            + varlong_len(i as i64)
+            + r.borrow().body().len()
+    };
+    let body: usize = records
+        .iter()
+        .enumerate()
+        .map(|(i, r)| {
+            let n = len(i, r);
+            varlong_len(n as i64) + n
+        })
+        .sum();
+    let mut out = BytesMut::with_capacity(HEADER + body);
+    put_header(&mut out, body, records.len(), base_ts, max_ts);
+    for (i, r) in records.iter().enumerate() {
+        put_varlong(&mut out, len(i, r) as i64);
+        out.put_i8(0); // record attributes: unused
+        put_varlong(&mut out, ts(r).saturating_sub(base_ts));
+        put_varlong(&mut out, i as i64);
+        out.put_slice(r.borrow().body());
+    }
+    debug_assert_eq!(out.len(), HEADER + body, "record sizes worked out wrong");
+    seal(out)
 }
 
 #[cfg(test)]

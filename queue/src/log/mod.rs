@@ -3,6 +3,7 @@
 
 pub mod batch;
 pub mod encode;
+pub mod encoded;
 pub mod partition;
 pub mod producer;
 pub mod segment;

@@ -159,7 +159,29 @@ impl Partition {
     /// Validates and appends the record batches of one produce request.
     pub fn append(&self, records: &[u8], cfg: &LogConfig, now_ms: i64) -> Result<Appended> {
         let batches = batch::split_batches(records)?;
-        for (h, _) in &batches {
+        self.append_batches(records, &batches, cfg, now_ms)
+    }
+
+    /// Appends one batch this process encoded itself (`log::encode`): its
+    /// CRC was just computed, so it is not checked again.
+    pub fn append_own(&self, batch: &[u8], cfg: &LogConfig, now_ms: i64) -> Result<Appended> {
+        let h = batch::parse_header(batch)?;
+        if h.size != batch.len() {
+            return Err(QueueError::Corrupt(
+                "own batch size does not match its header",
+            ));
+        }
+        self.append_batches(batch, &[(h, 0..batch.len())], cfg, now_ms)
+    }
+
+    fn append_batches(
+        &self,
+        records: &[u8],
+        batches: &[(BatchHeader, std::ops::Range<usize>)],
+        cfg: &LogConfig,
+        now_ms: i64,
+    ) -> Result<Appended> {
+        for (h, _) in batches {
             if h.size > cfg.max_message_bytes as usize {
                 return Err(QueueError::MessageTooLarge {
                     size: h.size,
@@ -174,7 +196,7 @@ impl Partition {
             let mut data = Vec::with_capacity(records.len());
             let mut headers = Vec::with_capacity(batches.len());
             let mut first_base = None;
-            for (h, range) in &batches {
+            for (h, range) in batches {
                 let idempotent = h.producer_id >= 0 && h.base_sequence >= 0;
                 if idempotent {
                     match ProducerEntry::check(inner.producers.get(&h.producer_id), h) {
