@@ -9,6 +9,7 @@
 //! back. See ARCHITECTURE.md for the write path and recovery.
 
 pub mod backend;
+pub mod batch;
 pub mod config;
 pub mod consumer;
 pub mod counters;
@@ -25,6 +26,7 @@ pub mod sink;
 pub mod template;
 pub mod uplink;
 
+use std::ops::Range;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
@@ -33,6 +35,7 @@ use mqtt::message::Message;
 use tokio::sync::watch;
 
 pub use backend::Sink;
+pub use batch::{BatchAck, Outcomes, UplinkBatch};
 pub use config::{Backend, BridgeConfig, ConfigError, Rules};
 pub use counters::{Counters, RuleCounters};
 pub use delayed::{parse_delayed, DelayError, DelayStore};
@@ -73,40 +76,6 @@ pub struct Bridge {
     pub counters: Arc<Counters>,
     boot: u64,
     seq: AtomicU64,
-}
-
-/// Waits for the records of one publish to be durable.
-pub struct UplinkAck {
-    pending: Vec<(sink::Pending, Arc<counters::RuleCounters>)>,
-}
-
-impl UplinkAck {
-    /// Where each record went, once all are durable.
-    pub async fn wait(self) -> Result<Vec<sink::Placed>, SinkError> {
-        let mut placed = Vec::with_capacity(self.pending.len());
-        let mut failed = None;
-        for (p, rule) in self.pending {
-            // Every record is waited for and counted, even after a failure.
-            match p.await.unwrap_or(Err(SinkError::Stopped)) {
-                Ok(at) => {
-                    Counters::inc(if at.dead_lettered {
-                        &rule.dead_lettered
-                    } else {
-                        &rule.accepted
-                    });
-                    placed.push(at);
-                }
-                Err(e) => {
-                    Counters::inc(&rule.failed);
-                    failed.get_or_insert(e);
-                }
-            }
-        }
-        match failed {
-            Some(e) => Err(e),
-            None => Ok(placed),
-        }
-    }
 }
 
 fn create_missing(
@@ -379,14 +348,33 @@ impl Bridge {
             .remember(id, Instant::now());
     }
 
-    /// Hands a publish to the uplink rules; `None` if none matched.
-    pub async fn uplink(&self, m: &Message, username: Option<&str>) -> Option<UplinkAck> {
-        let active = self.active();
-        let (cfg, rules) = &*active;
+    /// Maps a publish through the uplink rules into `batch` (sent later, with
+    /// the other publishes of the same read); the range of its records in
+    /// the batch, or `None` if no rule matched.
+    pub fn uplink_into(
+        &self,
+        m: &Message,
+        username: Option<&str>,
+        batch: &mut UplinkBatch,
+    ) -> Option<Range<usize>> {
+        if batch.active.is_none() {
+            batch.active = Some(self.active());
+            batch.sink = read(&self.sink);
+            batch.publish_ms = delayed::now_ms();
+        }
+        let UplinkBatch {
+            active,
+            sink,
+            publish_ms,
+            encoded,
+            writer,
+            listed,
+        } = batch;
+        let (cfg, rules) = &**active.as_ref()?;
         if rules.uplink.is_empty() {
             return None;
         }
-        let sink = read(&self.sink)?;
+        let sink = sink.as_ref()?;
         let id = match edge_id_of(&cfg.dedupe.property, m) {
             Some(id) => uplink::MessageId::Given(id),
             None => uplink::MessageId::Generated {
@@ -397,22 +385,40 @@ impl Bridge {
         let p = Published {
             message: m,
             username,
-            publish_ms: delayed::now_ms(),
+            publish_ms: *publish_ms,
             id,
         };
-        let records = uplink::map(&rules.uplink, &p);
-        if records.is_empty() {
-            return None;
-        }
-        let mut pending = Vec::with_capacity(records.len());
-        for r in records {
+        let start = encoded.len() + listed.len();
+        let count = |rule: usize| {
             Counters::inc(&self.counters.uplink_matched);
-            let rule = &rules.uplink[r.rule];
-            Counters::inc(&rule.counters.matched);
-            let counters = rule.counters.clone();
-            pending.push((sink.send(r, rule).await, counters));
+            if let Some(r) = rules.uplink.get(rule) {
+                Counters::inc(&r.counters.matched);
+            }
+        };
+        match sink {
+            Sink::Embedded(_) => {
+                uplink::encode(&rules.uplink, &p, writer, encoded);
+                encoded[start..].iter().for_each(|e| count(e.rule));
+            }
+            Sink::Kafka(_) => {
+                listed.extend(uplink::map(&rules.uplink, &p));
+                listed[start..].iter().for_each(|r| count(r.rule));
+            }
         }
-        Some(UplinkAck { pending })
+        let end = encoded.len() + listed.len();
+        (end > start).then_some(start..end)
+    }
+
+    /// Hands one publish to the uplink rules and waits until its records are
+    /// durable; `None` if no rule matched.
+    pub async fn uplink(
+        &self,
+        m: &Message,
+        username: Option<&str>,
+    ) -> Option<Result<Vec<sink::Placed>, SinkError>> {
+        let mut batch = UplinkBatch::default();
+        let range = self.uplink_into(m, username, &mut batch)?;
+        Some(batch.send().await.wait().await.of(range))
     }
 
     /// Each uplink rule's filter, queue topic and counters, in rule order.

@@ -4,12 +4,13 @@
 //! commands and released delayed messages enter MQTT routing. The PUBACK
 //! waits for `Hook::reason`, i.e. until the bridge has the message durably.
 
+use std::ops::Range;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
 
 use bridge::receipts::Status;
-use bridge::{Bridge, Command, HubPort, Injected};
+use bridge::{Bridge, Command, HubPort, Injected, Outcomes, UplinkBatch};
 use mqtt::message::Message;
 use mqtt::{Properties, QoS, ReasonCode};
 use tokio::sync::watch;
@@ -123,10 +124,11 @@ pub struct Appended {
 pub enum Hook {
     /// Routing only.
     Plain,
-    /// Uplink records on their way to the queue; the edge id to remember
-    /// once durable; the trace to add the `appended` hops to, if traced.
+    /// Uplink records (this range of the read's batch) on their way to the
+    /// queue; the edge id to remember once durable; the trace to add the
+    /// `appended` hops to, if traced.
     Bridged(
-        bridge::UplinkAck,
+        Range<usize>,
         Option<(Arc<Bridge>, String)>,
         Option<(Arc<Broker>, u64)>,
         Appended,
@@ -138,13 +140,14 @@ pub enum Hook {
 }
 
 impl Hook {
-    /// The reason code for the PUBACK/PUBREC, once the bridge is done.
     /// Whether the answer waits for the bridge (records on their way).
     pub fn waits(&self) -> bool {
         matches!(self, Hook::Bridged(..))
     }
 
-    pub async fn reason(self, delivered: usize) -> ReasonCode {
+    /// The reason code for the PUBACK/PUBREC, once the bridge has answered
+    /// for the read's batch (`outcomes`).
+    pub fn reason(self, delivered: usize, outcomes: Option<&Outcomes>) -> ReasonCode {
         let routed = if delivered == 0 {
             ReasonCode::NO_MATCHING_SUBSCRIBERS
         } else {
@@ -157,53 +160,67 @@ impl Hook {
                 b.remember(&id);
                 routed
             }
-            Hook::Bridged(ack, edge, trace, appended) => match ack.wait().await {
-                Ok(placed) => {
-                    appended
-                        .broker
-                        .metrics
-                        .publish_to_append
-                        .observe(appended.received.elapsed());
-                    if let Some((b, id)) = edge {
-                        b.remember(&id);
-                    }
-                    if let Some((broker, trace_id)) = trace {
-                        for p in placed {
-                            broker.tracer.hop(
-                                trace_id,
-                                Hop {
-                                    kind: "appended",
-                                    queue_topic: Some(p.topic.to_string()),
-                                    partition: Some(p.partition),
-                                    offset: Some(p.offset),
-                                    detail: if p.dead_lettered {
-                                        Some("dead-lettered".to_string())
-                                    } else if p.offset < 0 {
-                                        Some("in the kafka retry buffer".to_string())
-                                    } else {
-                                        None
-                                    },
-                                    ..Hop::default()
-                                },
-                            );
+            Hook::Bridged(range, edge, trace, appended) => {
+                let Some(outcomes) = outcomes else {
+                    tracing::warn!("bridge gave no answer; refusing the message");
+                    return ReasonCode::IMPLEMENTATION_SPECIFIC_ERROR;
+                };
+                match outcomes.check(range.clone()) {
+                    Ok(()) => {
+                        appended
+                            .broker
+                            .metrics
+                            .publish_to_append
+                            .observe(appended.received.elapsed());
+                        if let Some((b, id)) = edge {
+                            b.remember(&id);
                         }
+                        if let Some((broker, trace_id)) = trace {
+                            if let Ok(placed) = outcomes.of(range) {
+                                trace_appended(&broker, trace_id, &placed);
+                            }
+                        }
+                        ReasonCode::SUCCESS
                     }
-                    ReasonCode::SUCCESS
+                    Err(e) => {
+                        tracing::warn!(error = %e, "bridge did not take the message; refusing it");
+                        ReasonCode::IMPLEMENTATION_SPECIFIC_ERROR
+                    }
                 }
-                Err(e) => {
-                    tracing::warn!(error = %e, "bridge did not take the message; refusing it");
-                    ReasonCode::IMPLEMENTATION_SPECIFIC_ERROR
-                }
-            },
+            }
         }
     }
 }
 
-/// Routes a device publish and hands it to the bridge.
+/// The `appended` hops of a traced message.
+fn trace_appended(broker: &Broker, trace_id: u64, placed: &[bridge::sink::Placed]) {
+    for p in placed {
+        broker.tracer.hop(
+            trace_id,
+            Hop {
+                kind: "appended",
+                queue_topic: Some(p.topic.to_string()),
+                partition: Some(p.partition),
+                offset: Some(p.offset),
+                detail: if p.dead_lettered {
+                    Some("dead-lettered".to_string())
+                } else if p.offset < 0 {
+                    Some("in the kafka retry buffer".to_string())
+                } else {
+                    None
+                },
+                ..Hop::default()
+            },
+        );
+    }
+}
+
+/// Routes a device publish and maps it into the read's uplink batch.
 pub async fn publish(
     broker: &Arc<Broker>,
     message: Arc<Message>,
     username: Option<&str>,
+    uplink: &mut UplinkBatch,
 ) -> (RouteOutcome, Hook) {
     let Some(b) = broker.bridge.get() else {
         return (broker.publish(message).await, Hook::Plain);
@@ -247,14 +264,14 @@ pub async fn publish(
         }
     }
     let outcome = broker.publish(message.clone()).await;
-    let hook = match (b.uplink(&message, username).await, edge_id) {
-        (Some(ack), id) => {
+    let hook = match (b.uplink_into(&message, username, uplink), edge_id) {
+        (Some(range), id) => {
             let trace = (message.trace_id != 0).then(|| (broker.clone(), message.trace_id));
             let appended = Appended {
                 received: message.received_at.unwrap_or_else(std::time::Instant::now),
                 broker: broker.clone(),
             };
-            Hook::Bridged(ack, id.map(|id| (b.clone(), id)), trace, appended)
+            Hook::Bridged(range, id.map(|id| (b.clone(), id)), trace, appended)
         }
         (None, Some(id)) => Hook::Remember(b.clone(), id),
         (None, None) => Hook::Plain,
@@ -294,11 +311,10 @@ impl HubPort for HubSide {
             if outcome.delivered == 0 {
                 crate::receipts::report(&self.0, &m, "", Status::Dropped, Some("no subscriber"));
             }
-            if let Some(ack) = match self.0.bridge.get() {
-                Some(b) => b.uplink(&m, None).await,
-                None => None,
-            } {
-                ack.wait().await.map_err(|e| e.to_string())?;
+            if let Some(b) = self.0.bridge.get() {
+                if let Some(r) = b.uplink(&m, None).await {
+                    r.map_err(|e| e.to_string())?;
+                }
             }
             if outcome.stored {
                 // Whatever the flush policy: the bridge commits its offset next.

@@ -5,14 +5,22 @@
 use super::*;
 
 /// How each of a batch of publishes is answered, once the store (under
-/// `sync`) and the bridge have them. Owns its inputs, so it can wait
-/// while the connection goes on reading.
-async fn acks_done(broker: Arc<Broker>, acks: Vec<PendingAck>) -> Vec<AckDone> {
+/// `sync`) and the bridge (`uplink`, the batch's records) have them. Owns
+/// its inputs, so it can wait while the connection goes on reading.
+async fn acks_done(
+    broker: Arc<Broker>,
+    acks: Vec<PendingAck>,
+    uplink: Option<bridge::BatchAck>,
+) -> Vec<AckDone> {
     let any_stored = RouteOutcome {
         stored: acks.iter().any(|a| a.outcome.stored),
         ..Default::default()
     };
     let flushed = broker.flush_if_sync(&any_stored).await;
+    let outcomes = match uplink {
+        Some(u) => Some(u.wait().await),
+        None => None,
+    };
     let mut done = Vec::with_capacity(acks.len());
     for PendingAck {
         qos,
@@ -28,7 +36,7 @@ async fn acks_done(broker: Arc<Broker>, acks: Vec<PendingAck>) -> Vec<AckDone> {
                 tracing::error!(error = %e, "message not persisted; refusing it");
                 ReasonCode::IMPLEMENTATION_SPECIFIC_ERROR
             }
-            Ok(()) => hook.reason(outcome.delivered).await,
+            Ok(()) => hook.reason(outcome.delivered, outcomes.as_ref()),
         };
         done.push(AckDone { qos, pkid, reason });
     }
@@ -39,17 +47,28 @@ impl<S: Transport> Connection<S> {
     /// Answers a batch of publishes: at once when nothing waits for the
     /// bridge; otherwise behind the batches already waiting, without
     /// holding up reads.
-    async fn settle(&mut self, acks: Vec<PendingAck>) {
-        let bridged = acks
-            .iter()
-            .any(|a| a.hook.waits() || !a.outcome.full.is_empty());
+    /// The read's uplink records (`uplink`) go to the bridge here, in one
+    /// job, also when only QoS 0 publishes made them.
+    async fn settle(&mut self, acks: Vec<PendingAck>, uplink: bridge::UplinkBatch) {
+        let uplink = if uplink.is_empty() {
+            None
+        } else {
+            Some(uplink.send().await)
+        };
+        if acks.is_empty() {
+            return;
+        }
+        // Only publishes whose answer waits for the bridge wait for its
+        // answer (a QoS 0 publish's records are not waited for).
+        let uplink = uplink.filter(|_| acks.iter().any(|a| a.hook.waits()));
+        let bridged = uplink.is_some() || acks.iter().any(|a| !a.outcome.full.is_empty());
         if !bridged && self.pending.is_none() {
-            let done = acks_done(self.broker.clone(), acks).await;
+            let done = acks_done(self.broker.clone(), acks, uplink).await;
             self.apply_acks(done).await;
             return;
         }
         let n = acks.len();
-        let batch: AckBatch = Box::pin(acks_done(self.broker.clone(), acks));
+        let batch: AckBatch = Box::pin(acks_done(self.broker.clone(), acks, uplink));
         self.pending
             .get_or_insert_with(Default::default)
             .push(n, batch);
@@ -110,9 +129,11 @@ impl<S: Transport> Connection<S> {
         // store writes one flush.
         self.apply_ready().await;
         let mut acks: Vec<PendingAck> = Vec::new();
+        let mut uplink = bridge::UplinkBatch::default();
         while let Some(event) = self.session.poll_event() {
-            if !acks.is_empty() && !matches!(event, Event::Publish(_)) {
-                Box::pin(self.settle(std::mem::take(&mut acks))).await;
+            if (!acks.is_empty() || !uplink.is_empty()) && !matches!(event, Event::Publish(_)) {
+                let (acks, uplink) = (std::mem::take(&mut acks), std::mem::take(&mut uplink));
+                Box::pin(self.settle(acks, uplink)).await;
             }
             // Deliveries' acknowledgements do not concern the publishes
             // waiting for the bridge; anything else (CONNECT, SUBSCRIBE,
@@ -205,6 +226,7 @@ impl<S: Transport> Connection<S> {
                         &self.broker,
                         message,
                         self.username.as_deref(),
+                        &mut uplink,
                     ))
                     .await;
                     if p.qos == QoS::ExactlyOnce {
@@ -335,8 +357,8 @@ impl<S: Transport> Connection<S> {
                 }
             }
         }
-        if !acks.is_empty() {
-            Box::pin(self.settle(acks)).await;
+        if !acks.is_empty() || !uplink.is_empty() {
+            Box::pin(self.settle(acks, uplink)).await;
         }
     }
 
