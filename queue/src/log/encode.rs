@@ -41,7 +41,7 @@ pub(crate) fn varlong_len(v: i64) -> usize {
     bits.max(1).div_ceil(7)
 }
 
-fn put_bytes(buf: &mut BytesMut, b: Option<&[u8]>) {
+pub(crate) fn put_bytes(buf: &mut BytesMut, b: Option<&[u8]>) {
     match b {
         Some(b) => {
             put_varlong(buf, b.len() as i64);

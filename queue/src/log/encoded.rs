@@ -6,7 +6,7 @@
 
 use bytes::{BufMut, Bytes, BytesMut};
 
-use super::encode::{put_varlong, varlong_len};
+use super::encode::{put_bytes, put_varlong, varlong_len};
 
 /// A record's key, value and headers in the v2 record layout (everything
 /// after the offset delta), with its create time.
@@ -89,7 +89,7 @@ impl RecordWriter {
     /// The value (`None` is a tombstone); starts the headers.
     pub fn value(&mut self, value: Option<&[u8]>) {
         self.value_at = self.buf.len();
-        put_opt(&mut self.buf, value);
+        put_bytes(&mut self.buf, value);
         self.count_at = self.buf.len();
         self.buf.put_u8(0);
     }
@@ -98,7 +98,7 @@ impl RecordWriter {
     /// need not be allocated together).
     pub fn header(&mut self, name: &[&str], value: Option<&[u8]>) {
         self.put_name(name);
-        put_opt(&mut self.buf, value);
+        put_bytes(&mut self.buf, value);
         self.headers += 1;
     }
 
@@ -135,16 +135,6 @@ impl RecordWriter {
             headers_at: headers_at as u32,
             headers: self.headers,
         }
-    }
-}
-
-fn put_opt(buf: &mut BytesMut, b: Option<&[u8]>) {
-    match b {
-        Some(b) => {
-            put_varlong(buf, b.len() as i64);
-            buf.put_slice(b);
-        }
-        None => put_varlong(buf, -1),
     }
 }
 
