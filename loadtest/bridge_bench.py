@@ -18,12 +18,16 @@ drop the oldest queued messages of a subscriber that falls behind): both
 rates are lossless fan-in rates. The hub's CPU time (utime + stime from
 /proc) over the run gives its cost per message, which is what the bridge
 adds to the hub, independent of the load generator and the Python consumer
-sharing the machine's cores.
+sharing the machine's cores. The CPU seconds of the hub, the load generator
+and the consumer (this process) during each run are printed too: on a small
+machine a slower bridged rate with the consumer running is partly the
+consumer's CPU, not the hub's.
 """
 
 import argparse
 import json
 import os
+import resource
 import socket
 import struct
 import subprocess
@@ -141,14 +145,21 @@ def run_case(args, bridged):
                 collector.start()
             out = os.path.join(d, "r.json")
             cpu0 = cpu_secs(hub.pid)
+            lt0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+            me0 = resource.getrusage(resource.RUSAGE_SELF)
             subprocess.run(
                 [args.loadtest, "qos1", "-p", str(mqtt), "--publishers", str(args.publishers),
                  "-s", str(args.size), "-d", str(args.duration), "--json", out, "--quiet"],
                 check=True, stdout=subprocess.DEVNULL)
             hub_cpu = cpu_secs(hub.pid) - cpu0
+            lt1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+            me1 = resource.getrusage(resource.RUSAGE_SELF)
+            # This process is the consumer (its thread and librdkafka's).
+            cpu = lambda a, b: (b.ru_utime + b.ru_stime) - (a.ru_utime + a.ru_stime)
             with open(out) as f:
                 r = json.load(f)
             result = {"mqtt": r["derived"], "hub_cpu_secs": hub_cpu,
+                      "loadtest_cpu_secs": cpu(lt0, lt1), "consumer_cpu_secs": cpu(me0, me1),
                       "counters": r["counters"]}
             if collector:
                 published = r.get("counters", {}).get("acked") or r["derived"]["ack_rate"] * r["derived"]["publish_secs"]
@@ -202,6 +213,10 @@ def main():
           f"{m1['latency']['p50']:>9.2f}{m1['latency']['p99']:>9.2f}{us_per_msg(bridged):>12.2f}")
     print(f"{'bridged (Kafka consumer)':<26}{'':>10}{c['rate']:>10.0f}{c['p50_ms']:>9.2f}{c['p99_ms']:>9.2f}"
           f"   ({c['received']:.0f} of {c['acked']:.0f} acked)")
+    for case, r in (("plain", plain), ("bridged", bridged)):
+        print(f"CPU seconds during the {case} run: hub {r['hub_cpu_secs']:.1f}, load generator "
+              f"{r['loadtest_cpu_secs']:.1f}, consumer {r['consumer_cpu_secs']:.1f} "
+              f"(the machine has {os.cpu_count()} cores)")
     cost = 1 - m1["ack_rate"] / m0["ack_rate"]
     print(f"bridge cost on the QoS 1 fan-in rate: {cost * 100:.1f}% (target <= 30%)")
     cpu_cost = 1 - us_per_msg(plain) / us_per_msg(bridged)
