@@ -82,8 +82,15 @@ impl UplinkBatch {
             (Some(Sink::Kafka(s)), Some(a)) => {
                 let mut each = Vec::with_capacity(listed.len());
                 for r in listed {
-                    let rule = &a.1.uplink[r.rule];
-                    each.push(s.send(r, rule).await);
+                    match a.1.uplink.get(r.rule) {
+                        Some(rule) => each.push(s.send(r, rule).await),
+                        // Records are mapped with the rules that travel with them.
+                        None => {
+                            let (tx, rx) = oneshot::channel();
+                            let _ = tx.send(Err(SinkError::Stopped));
+                            each.push(rx);
+                        }
+                    }
                 }
                 Wait::Each(each)
             }
@@ -117,7 +124,9 @@ impl BatchAck {
         };
         if let Some(a) = &self.active {
             for (o, &rule) in outcomes.iter().zip(&self.rules) {
-                let c = &a.1.uplink[rule].counters;
+                let Some(c) = a.1.uplink.get(rule).map(|r| &r.counters) else {
+                    continue;
+                };
                 Counters::inc(match o {
                     Ok(p) if p.dead_lettered => &c.dead_lettered,
                     Ok(_) => &c.accepted,

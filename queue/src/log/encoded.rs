@@ -25,17 +25,20 @@ pub struct EncodedRecord {
 
 /// Writes records one after another: `begin`, the key, the value, any
 /// headers, then `finish`. Lengths of parts rendered in place are patched
-/// afterwards. Records are cut from one growing block (`ARENA` bytes at a
-/// time), so a run of small records costs one allocation, not one each.
+/// afterwards. Records are cut from blocks that double in size (up to
+/// `ARENA`), so a lone record costs one allocation of its own size and a
+/// run of records a few allocations, not one each.
 #[derive(Default)]
 pub struct RecordWriter {
     buf: BytesMut,
     value_at: usize,
     count_at: usize,
     headers: u32,
+    /// Size of the last block allocated.
+    block: usize,
 }
 
-/// Bytes allocated at a time for the records a writer cuts.
+/// The largest block a writer allocates (unless one record needs more).
 const ARENA: usize = 16 * 1024;
 
 /// Room kept for a length written after its bytes: one varint byte holds
@@ -68,7 +71,8 @@ impl RecordWriter {
         self.count_at = 0;
         self.headers = 0;
         if self.buf.capacity() < capacity {
-            self.buf.reserve(capacity.max(ARENA));
+            self.block = (self.block * 2).min(ARENA).max(capacity);
+            self.buf.reserve(self.block);
         }
     }
 
