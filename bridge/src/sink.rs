@@ -170,31 +170,24 @@ fn append_all(q: &queue::Broker, counters: &Counters, jobs: Vec<Job>) {
         for (r, dl) in items {
             let Some(dl) = dl else {
                 // Records are mapped with the rules that travel with them.
+                flush_pending(q, counters, &mut at, &mut run, &mut outcomes);
                 outcomes.push(Err(SinkError::Stopped));
                 continue;
             };
             match parts.destination(q, r) {
                 Ok(p) if at == Some((&*r.topic, p)) => run.push((r, dl)),
                 Ok(p) => {
-                    if let Some((t, p)) = at.take() {
-                        flush_run(q, counters, t, p, &run, &mut outcomes);
-                        run.clear();
-                    }
+                    flush_pending(q, counters, &mut at, &mut run, &mut outcomes);
                     at = Some((&*r.topic, p));
                     run.push((r, dl));
                 }
                 Err(reason) => {
-                    if let Some((t, p)) = at.take() {
-                        flush_run(q, counters, t, p, &run, &mut outcomes);
-                        run.clear();
-                    }
+                    flush_pending(q, counters, &mut at, &mut run, &mut outcomes);
                     outcomes.push(dead_letter(q, counters, (r, dl), &reason_of(&reason)));
                 }
             }
         }
-        if let Some((t, p)) = at {
-            flush_run(q, counters, t, p, &run, &mut outcomes);
-        }
+        flush_pending(q, counters, &mut at, &mut run, &mut outcomes);
     }
     let mut outcomes = outcomes.into_iter();
     for job in jobs {
@@ -202,6 +195,21 @@ fn append_all(q: &queue::Broker, counters: &Counters, jobs: Vec<Job>) {
         // The publisher may have gone away; nothing to tell then.
         let _ = job.done.send(mine);
     }
+}
+
+/// Appends the run gathered so far (for `at`), so that outcomes stay in
+/// arrival order, and starts an empty one.
+fn flush_pending<'a>(
+    q: &queue::Broker,
+    counters: &Counters,
+    at: &mut Option<(&'a str, i32)>,
+    run: &mut Vec<Item<'a>>,
+    out: &mut Vec<Result<Placed, SinkError>>,
+) {
+    if let Some((t, p)) = at.take() {
+        flush_run(q, counters, t, p, run, out);
+    }
+    run.clear();
 }
 
 /// The partition count of the topic looked up last, so a run of records
