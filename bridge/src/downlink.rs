@@ -22,6 +22,20 @@ fn header<'a>(m: &'a queue::StoredMessage, name: &str) -> Option<&'a str> {
     headers::get(&m.headers, name)
 }
 
+/// A header read as a number; an unreadable one is an error naming it.
+fn parsed<T: std::str::FromStr>(
+    m: &queue::StoredMessage,
+    name: &str,
+    what: &str,
+) -> Result<Option<T>, String> {
+    header(m, name)
+        .map(|v| {
+            v.parse::<T>()
+                .map_err(|_| format!("header {name}: {v:?} is not {what}"))
+        })
+        .transpose()
+}
+
 impl Vars for RecordVars<'_> {
     fn key(&self) -> &str {
         self.0
@@ -57,24 +71,8 @@ pub fn command_for(
         None => rule.retain,
         Some(r) => matches!(r, "1" | "true"),
     };
-    let deliver_at = match header(m, headers::DELIVER_AT) {
-        None => None,
-        Some(d) => Some(d.parse::<i64>().map_err(|_| {
-            format!(
-                "header {}: {d:?} is not unix milliseconds",
-                headers::DELIVER_AT
-            )
-        })?),
-    };
-    let expiry_secs = match header(m, headers::EXPIRY) {
-        None => None,
-        Some(e) => Some(e.parse::<u32>().map_err(|_| {
-            format!(
-                "header {}: {e:?} is not a number of seconds",
-                headers::EXPIRY
-            )
-        })?),
-    };
+    let deliver_at = parsed::<i64>(m, headers::DELIVER_AT, "unix milliseconds")?;
+    let expiry_secs = parsed::<u32>(m, headers::EXPIRY, "a number of seconds")?;
     let receipt = rule
         .receipts_topic
         .as_ref()
